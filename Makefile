@@ -1,0 +1,47 @@
+# The habits in one place. Everything installs from uv.lock; nothing else is downloaded.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: env demo test lint fmt dev bench reliability clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+env: $(VENV)/.synced
+
+demo: env
+	$(VENV)/bin/itwin-runs demo
+
+test: env
+	$(VENV)/bin/pytest -q -m "not slow"
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy pipeline
+
+fmt: env
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# The Dagster UI against the built-in simulator (see README).
+dev: env
+	$(VENV)/bin/itwin-runs dev
+
+bench: env
+	$(VENV)/bin/python -m benchmarks.run_all
+
+reliability: env
+	$(VENV)/bin/pytest -q tests/reliability
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""itwin-runs: failure analytics for iTwin Export API runs."""

@@ -1,0 +1,90 @@
+"""One exception family for everything the Export API client can report.
+
+Each error carries the HTTP status, the API's error code and message, its details
+and the connection it concerns, so a caller can tell "no permission on connection X"
+from "the service is down". Messages never contain tokens or secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ITwinRunsError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(ITwinRunsError):
+    """Settings are missing or invalid; the message says what to set."""
+
+
+class InvalidIdError(ITwinRunsError, ValueError):
+    """An id that cannot safely be put in a URL path; raised before any request."""
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        self.parameter = parameter
+        self.reason = reason
+        super().__init__(f"invalid {parameter}: {reason}")
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    code: str | None
+    message: str | None
+    target: str | None = None
+
+
+@dataclass
+class ApiError(ITwinRunsError):
+    """The API (or the way to it) failed for good after any retries."""
+
+    message: str
+    status: int | None = None
+    code: str | None = None
+    target: str | None = None
+    details: tuple[ErrorDetail, ...] = ()
+    connection_id: str | None = None
+    url: str | None = None  # never contains credentials
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.code:
+            parts.append(self.code)
+        head = " ".join(parts)
+        where = f" (connection {self.connection_id})" if self.connection_id else ""
+        return f"{head}: {self.message}{where}" if head else f"{self.message}{where}"
+
+
+class AuthenticationError(ApiError):
+    """401 that a token renewal did not cure, or the token endpoint refused us."""
+
+
+class PermissionDeniedError(ApiError):
+    """403: the service app has no access to this connection's iTwin."""
+
+
+class NotFoundError(ApiError):
+    """404: unknown connection or run."""
+
+
+class InvalidRequestError(ApiError):
+    """400/422: the API rejected the request itself."""
+
+
+class RateLimitedError(ApiError):
+    """429 still answered after the bounded retries."""
+
+
+class ServiceUnavailableError(ApiError):
+    """5xx, timeouts, resets or unreadable bodies still failing after retries."""
+
+
+class PagingError(ApiError):
+    """A next link we refuse to follow (foreign origin) or a paging loop."""

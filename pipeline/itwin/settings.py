@@ -1,0 +1,189 @@
+"""Settings for talking to the Export API and where output goes.
+
+Read at run time (never at import) from environment variables, optionally overlaid
+on a YAML config file; Dagster run config builds the same object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.itwin.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://api.bentley.com"
+DEFAULT_TOKEN_URL = "https://ims.bentley.com/connect/token"  # noqa: S105 - a URL, not a secret
+DEFAULT_SCOPE = "itwin-platform"
+ACCEPT_HEADER = "application/vnd.bentley.itwin-platform.v1+json"
+
+
+class Secret:
+    """A string that never shows itself in repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = DEFAULT_BASE_URL
+    access_token: Secret | None = None
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    token_url: str = DEFAULT_TOKEN_URL
+    scope: str = DEFAULT_SCOPE
+    connection_ids: tuple[str, ...] = ()
+    imodel_ids: tuple[str, ...] = ()
+    rate_limit_per_minute: float = 500.0
+    data_dir: Path = Path("data")
+    # Knobs without an environment variable in the contract; config file / run config only.
+    max_concurrency: int = 8
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    request_deadline_s: float = 120.0
+    max_retries: int = 6
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 60.0
+    max_pages: int = 10_000
+    full_pass_every_s: float = 86_400.0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.access_token) or bool(self.client_id and self.client_secret)
+
+    def require_credentials(self) -> None:
+        if not self.has_credentials:
+            raise ConfigError(
+                "no credentials: set ITWIN_ACCESS_TOKEN, or ITWIN_CLIENT_ID and "
+                "ITWIN_CLIENT_SECRET for a service app"
+            )
+
+    def require_targets(self) -> None:
+        if not self.connection_ids and not self.imodel_ids:
+            raise ConfigError(
+                "no connections configured: set ITWIN_CONNECTION_IDS or ITWIN_IMODEL_IDS "
+                "(comma-separated), or list them in the config file"
+            )
+
+
+ENV_VARS: dict[str, str] = {
+    "ITWIN_API_BASE_URL": "base_url",
+    "ITWIN_ACCESS_TOKEN": "access_token",
+    "ITWIN_CLIENT_ID": "client_id",
+    "ITWIN_CLIENT_SECRET": "client_secret",
+    "ITWIN_TOKEN_URL": "token_url",
+    "ITWIN_SCOPE": "scope",
+    "ITWIN_CONNECTION_IDS": "connection_ids",
+    "ITWIN_IMODEL_IDS": "imodel_ids",
+    "ITWIN_RATE_LIMIT_PER_MINUTE": "rate_limit_per_minute",
+    "ITWIN_RUNS_DATA_DIR": "data_dir",
+}
+CONFIG_FILE_VAR = "ITWIN_RUNS_CONFIG"
+
+
+def _split_ids(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = [str(v) for v in value]
+    else:
+        raise ConfigError(f"expected a comma-separated string or a list, got {type(value).__name__}")
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a raw setting (string from env, YAML scalar, run config) into its typed form."""
+    if value is None:
+        return None
+    if name in ("access_token", "client_secret"):
+        return value if isinstance(value, Secret) else Secret(str(value))
+    if name in ("connection_ids", "imodel_ids"):
+        return _split_ids(value)
+    if name == "data_dir":
+        return Path(str(value))
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind == "float":
+            out: Any = float(value)
+            if out <= 0 and name == "rate_limit_per_minute":
+                raise ValueError("must be positive")
+            return out
+        if kind == "int":
+            return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name} has an invalid value: {exc}") from None
+    return str(value)
+
+
+def _from_mapping(base: Settings, values: Mapping[str, Any], source: str) -> Settings:
+    known = {f.name for f in fields(Settings)} - {"extra"}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key.lower()
+        if name not in known:
+            raise ConfigError(f"{source}: unknown setting {key!r}; known: {', '.join(sorted(known))}")
+        if value is None or value == "":
+            continue
+        changes[name] = _coerce(name, value)
+    return replace(base, **changes)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return data
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < config file < environment < explicit overrides (e.g. Dagster run config)."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    path = config_file or (Path(env[CONFIG_FILE_VAR]) if env.get(CONFIG_FILE_VAR) else None)
+    if path is not None:
+        settings = _from_mapping(settings, load_config_file(path), f"config file {path}")
+    from_env = {field_name: env[var] for var, field_name in ENV_VARS.items() if env.get(var)}
+    settings = _from_mapping(settings, from_env, "environment")
+    if overrides:
+        settings = _from_mapping(settings, overrides, "run config")
+    return settings

@@ -1,0 +1,127 @@
+"""The four core warehouse tables, written once as Arrow schemas.
+
+Everything else (DuckDB DDL, the flattener's column builders, the DuckDB-native
+reference flattening in benchmarks) derives from these definitions.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+# Columns whose Arrow type is a string but whose warehouse type is DuckDB JSON.
+JSON_COLUMNS = frozenset({"extra"})
+
+RUNS = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("start_time", UTC_MICROS),
+        pa.field("end_time", UTC_MICROS),
+        pa.field("state", pa.string()),
+        pa.field("result", pa.string()),
+        pa.field("duration_s", pa.float64()),
+        pa.field("extra", pa.string()),
+    ]
+)
+
+JOBS = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("job_id", pa.string(), nullable=False),
+        pa.field("start_time", UTC_MICROS),
+        pa.field("end_time", UTC_MICROS),
+        pa.field("state", pa.string()),
+        pa.field("result", pa.string()),
+        pa.field("connector_type", pa.string()),
+        pa.field("extra", pa.string()),
+    ]
+)
+
+TASKS = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("job_id", pa.string(), nullable=False),
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("start_time", UTC_MICROS),
+        pa.field("end_time", UTC_MICROS),
+        pa.field("retry_attempts", pa.int64()),
+        pa.field("state", pa.string()),
+        pa.field("result", pa.string()),
+        pa.field("export_output_file_id", pa.string()),
+        pa.field("extra", pa.string()),
+    ]
+)
+
+TASK_ERRORS = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("job_id", pa.string(), nullable=False),
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("error_code", pa.string()),
+        pa.field("message", pa.string()),
+        pa.field("details", pa.string()),
+        pa.field("bridge_exit_code", pa.int64()),
+        pa.field("system", pa.string()),
+        pa.field("phase", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("description_key", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("kb_article_link", pa.string()),
+        pa.field("can_user_fix", pa.bool_()),
+        pa.field("extra", pa.string()),
+    ]
+)
+
+# Table name -> (schema, key columns). Order matters: parents before children.
+CORE_TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
+    "runs": (RUNS, ("connection_id", "run_id")),
+    "jobs": (JOBS, ("connection_id", "run_id", "job_id")),
+    "tasks": (TASKS, ("connection_id", "run_id", "job_id", "task_id")),
+    "task_errors": (TASK_ERRORS, ("connection_id", "run_id", "job_id", "task_id")),
+}
+
+# JSON field name in the API -> column name, per entity. Fields not listed go to `extra`.
+RUN_FIELDS = {
+    "id": "run_id",
+    "startDateTime": "start_time",
+    "endDateTime": "end_time",
+    "state": "state",
+    "result": "result",
+}
+JOB_FIELDS = {
+    "id": "job_id",
+    "startDateTime": "start_time",
+    "endDateTime": "end_time",
+    "state": "state",
+    "result": "result",
+    "connectorType": "connector_type",
+}
+TASK_FIELDS = {
+    "id": "task_id",
+    "startDateTime": "start_time",
+    "endDateTime": "end_time",
+    "retryAttempts": "retry_attempts",
+    "state": "state",
+    "result": "result",
+    "exportOutputFileId": "export_output_file_id",
+}
+ERROR_FIELDS = {
+    "errorCode": "error_code",
+    "message": "message",
+    "details": "details",
+    "bridgeExitCode": "bridge_exit_code",
+    "system": "system",
+    "phase": "phase",
+    "category": "category",
+    "descriptionKey": "description_key",
+    "description": "description",
+    "kbArticleLink": "kb_article_link",
+    "canUserFix": "can_user_fix",
+}
+
+TERMINAL_STATE = "Completed"
