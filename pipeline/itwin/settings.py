@@ -112,7 +112,9 @@ def _split_ids(value: Any) -> tuple[str, ...]:
     elif isinstance(value, list | tuple):
         items = [str(v) for v in value]
     else:
-        raise ConfigError(f"expected a comma-separated string or a list, got {type(value).__name__}")
+        raise ConfigError(
+            f"expected a comma-separated string or a list, got {type(value).__name__}"
+        )
     return tuple(i.strip() for i in items if i.strip())
 
 
@@ -146,7 +148,9 @@ def _from_mapping(base: Settings, values: Mapping[str, Any], source: str) -> Set
     for key, value in values.items():
         name = key.lower()
         if name not in known:
-            raise ConfigError(f"{source}: unknown setting {key!r}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{source}: unknown setting {key!r}; known: {', '.join(sorted(known))}"
+            )
         if value is None or value == "":
             continue
         changes[name] = _coerce(name, value)
