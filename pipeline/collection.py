@@ -1,0 +1,362 @@
+"""Incremental collection: decide which pages and runs to fetch, and load them as they arrive.
+
+Pure orchestration over the API client, the flattener and the warehouse (no Dagster),
+so the CLI, the Dagster assets and the tests all drive the same logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pipeline.itwin.client import CallStats, ExportApiClient
+from pipeline.itwin.errors import ApiError, ITwinRunsError, NotFoundError
+from pipeline.itwin.settings import Settings
+from pipeline.transform.flatten import FetchedRun, flatten_runs, payload_hash
+from pipeline.warehouse.store import CollectionLogEntry, Warehouse
+
+log = logging.getLogger("pipeline.collection")
+
+FULL = "full"
+INCREMENTAL = "incremental"
+
+
+class Progress(Protocol):
+    """What a front end (terminal bars, Dagster log lines) is told as work advances."""
+
+    def connection_started(self, connection_id: str, mode: str) -> None: ...
+
+    def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None: ...
+
+    def connection_finished(self, result: ConnectionResult) -> None: ...
+
+
+class _NoProgress:
+    def connection_started(self, connection_id: str, mode: str) -> None:
+        pass
+
+    def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
+        pass
+
+    def connection_finished(self, result: ConnectionResult) -> None:
+        pass
+
+
+@dataclass
+class ConnectionResult:
+    """The outcome of collecting one connection (or discovering one iModel's connections)."""
+
+    connection_id: str
+    mode: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    stats: CallStats = field(default_factory=CallStats)
+    runs_seen: int = 0
+    runs_new: int = 0
+    runs_changed: int = 0
+    runs_unchanged: int = 0
+    runs_quarantined: int = 0
+    runs_refreshed: int = 0
+    runs_vanished: int = 0
+    error: ApiError | None = None
+    imodel_id: str | None = None  # set when this records a failed iModel discovery
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def describe_error(self) -> str:
+        if self.error is None:
+            return ""
+        err = self.error
+        status = f"HTTP {err.status}" if err.status is not None else "no HTTP status"
+        code = err.code or "no API error code"
+        return f"{status}, {code}: {err.message}"
+
+
+@dataclass
+class CollectionResult:
+    collection_id: str
+    started_at: datetime
+    ended_at: datetime
+    connections: list[ConnectionResult]
+    totals: CallStats
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.connections)
+
+    @property
+    def failed(self) -> list[ConnectionResult]:
+        return [c for c in self.connections if not c.ok]
+
+    @property
+    def runs_loaded(self) -> int:
+        return sum(c.runs_new + c.runs_changed for c in self.connections)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _start_key(run: Any) -> str | None:
+    """ISO timestamps of one format sort as text, which is all the order check needs."""
+    if isinstance(run, dict):
+        value = run.get("startDateTime")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _run_id(run: Any) -> str | None:
+    if isinstance(run, dict) and isinstance(run.get("id"), str):
+        return str(run["id"])
+    return None
+
+
+class _OrderWatch:
+    """Tells whether a connection's runs arrive newest-first, across the pages read so far."""
+
+    def __init__(self) -> None:
+        self.previous: str | None = None
+        self.newest_first = True
+
+    def observe(self, runs: Iterable[Any]) -> None:
+        for run in runs:
+            key = _start_key(run)
+            if key is None:
+                continue
+            if self.previous is not None and key > self.previous:
+                self.newest_first = False
+            self.previous = key
+
+
+class Collector:
+    """Collect every configured connection concurrently and keep the warehouse current."""
+
+    def __init__(
+        self,
+        client: ExportApiClient,
+        warehouse: Warehouse,
+        settings: Settings,
+        *,
+        progress: Progress | None = None,
+        now: Callable[[], datetime] = _utcnow,
+        batch_runs: int = 2_000,
+        force_full: bool = False,
+    ) -> None:
+        self.client = client
+        self.warehouse = warehouse
+        self.settings = settings
+        self.progress: Progress = progress or _NoProgress()
+        self.now = now
+        self.batch_runs = batch_runs
+        self.force_full = force_full
+        self.collection_id = uuid.uuid4().hex
+        # DuckDB connections are not safe for concurrent use; loads also take long enough
+        # that they belong off the event loop, so requests keep flowing meanwhile.
+        self._db_lock = asyncio.Lock()
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async with self._db_lock:
+            return await asyncio.to_thread(fn, *args)
+
+    async def run(self) -> CollectionResult:
+        started = self.now()
+        connection_ids, failures = await self._resolve_connections()
+        results = await asyncio.gather(*(self._collect_one(cid) for cid in connection_ids))
+        totals = CallStats()
+        for r in [*failures, *results]:
+            totals.add(r.stats)
+        return CollectionResult(
+            collection_id=self.collection_id,
+            started_at=started,
+            ended_at=self.now(),
+            connections=[*failures, *results],
+            totals=totals,
+        )
+
+    async def _resolve_connections(self) -> tuple[list[str], list[ConnectionResult]]:
+        """Configured connection ids plus those discovered through iModels, each once."""
+        ids = list(dict.fromkeys(self.settings.connection_ids))
+        failures: list[ConnectionResult] = []
+        for imodel_id in self.settings.imodel_ids:
+            stats = CallStats()
+            started = self.now()
+            try:
+                async for conn in self.client.list_connections(imodel_id, stats=stats):
+                    cid = conn.get("id") if isinstance(conn, dict) else None
+                    if isinstance(cid, str) and cid not in ids:
+                        ids.append(cid)
+            except ITwinRunsError as exc:
+                err = exc if isinstance(exc, ApiError) else ApiError(message=str(exc))
+                log.warning("discovering connections of iModel %s failed: %s", imodel_id, err)
+                result = ConnectionResult(
+                    connection_id=f"imodel:{imodel_id}",
+                    mode="discovery",
+                    started_at=started,
+                    ended_at=self.now(),
+                    stats=stats,
+                    error=err,
+                    imodel_id=imodel_id,
+                )
+                failures.append(result)
+                self.progress.connection_finished(result)
+        return ids, failures
+
+    async def _choose_mode(self, connection_id: str) -> str:
+        if self.force_full:
+            return FULL
+        last_full = await self._db(self.warehouse.last_full_pass, connection_id)
+        if last_full is None:
+            return FULL  # first collection, or an earlier full pass never finished
+        age = (self.now() - last_full).total_seconds()
+        return FULL if age >= self.settings.full_pass_every_s else INCREMENTAL
+
+    async def _collect_one(self, connection_id: str) -> ConnectionResult:
+        result = ConnectionResult(connection_id=connection_id, mode=FULL, started_at=self.now())
+        try:
+            result.mode = await self._choose_mode(connection_id)
+            self.progress.connection_started(connection_id, result.mode)
+            seen, read_all = await self._read_pages(connection_id, result)
+            if result.mode == FULL and read_all:
+                await self._db(self.warehouse.mark_full_pass, connection_id, result.started_at)
+            await self._refresh_open_runs(connection_id, seen, result)
+        except ITwinRunsError as exc:
+            err = exc if isinstance(exc, ApiError) else ApiError(message=str(exc))
+            if err.connection_id is None:
+                err.connection_id = connection_id
+            result.error = err
+            log.warning("collecting connection %s failed: %s", connection_id, err)
+        result.ended_at = self.now()
+        await self._log(result)
+        self.progress.connection_finished(result)
+        return result
+
+    async def _read_pages(self, connection_id: str, result: ConnectionResult) -> tuple[set[str], bool]:
+        """Read pages (all of them, or the newest until one holds nothing new); load in batches.
+
+        Returns the run ids seen and whether the list was read to its end.
+        """
+        seen: set[str] = set()
+        pending: list[FetchedRun] = []
+        order = _OrderWatch()
+        pages = 0
+        read_all = True
+        async for page in self.client.list_runs(connection_id, stats=result.stats):
+            pages += 1
+            order.observe(page.runs)
+            fetched = [FetchedRun(connection_id, run, page.fetched_at) for run in page.runs]
+            page_ids = [rid for rid in map(_run_id, page.runs) if rid is not None]
+            seen.update(page_ids)
+            result.runs_seen += len(page.runs)
+            nothing_new = await self._page_is_unchanged(connection_id, page.runs, page_ids)
+            pending.extend(fetched)
+            if len(pending) >= self.batch_runs:
+                await self._load(pending, result)
+                pending = []
+            self.progress.pages_fetched(connection_id, pages, result.runs_seen)
+            if (
+                result.mode == INCREMENTAL
+                and nothing_new
+                and order.newest_first
+                and page.has_next
+            ):
+                read_all = False
+                break
+        if pending:
+            await self._load(pending, result)
+        return seen, read_all
+
+    async def _page_is_unchanged(
+        self, connection_id: str, runs: list[Any], run_ids: list[str]
+    ) -> bool:
+        if len(run_ids) != len(runs):
+            return False  # runs without a readable id: let the loader quarantine them
+        stored: dict[str, str] = await self._db(
+            self.warehouse.latest_hashes, connection_id, run_ids
+        )
+        return all(stored.get(_run_id(run) or "") == payload_hash(run) for run in runs)
+
+    async def _refresh_open_runs(
+        self, connection_id: str, seen: set[str], result: ConnectionResult
+    ) -> None:
+        """Re-fetch stored runs that are not Completed and were not on the pages just read."""
+        open_ids: list[str] = await self._db(self.warehouse.open_run_ids, connection_id)
+        todo = [rid for rid in open_ids if rid not in seen]
+        if not todo:
+            return
+
+        async def fetch(run_id: str) -> FetchedRun | None:
+            try:
+                run, fetched_at = await self.client.get_run(
+                    connection_id, run_id, stats=result.stats
+                )
+            except NotFoundError:
+                # The API no longer knows it; keep the last version we stored.
+                log.warning("open run %s of connection %s is gone (404)", run_id, connection_id)
+                result.runs_vanished += 1
+                return None
+            return FetchedRun(connection_id, run, fetched_at)
+
+        fetched = [f for f in await asyncio.gather(*(fetch(r) for r in todo)) if f is not None]
+        result.runs_refreshed += len(fetched)
+        for start in range(0, len(fetched), self.batch_runs):
+            await self._load(fetched[start : start + self.batch_runs], result)
+
+    async def _load(self, runs: list[FetchedRun], result: ConnectionResult) -> None:
+        def flatten_and_load() -> Any:
+            return self.warehouse.load(flatten_runs(runs))
+
+        stats = await self._db(flatten_and_load)
+        counts = stats.for_connection(result.connection_id)
+        result.runs_new += counts.new
+        result.runs_changed += counts.changed
+        result.runs_unchanged += counts.unchanged
+        result.runs_quarantined += counts.quarantined
+
+    async def _log(self, result: ConnectionResult) -> None:
+        err = result.error
+        entry = CollectionLogEntry(
+            collection_id=self.collection_id,
+            connection_id=result.connection_id,
+            started_at=result.started_at,
+            ended_at=result.ended_at or self.now(),
+            outcome="ok" if result.ok else "failed",
+            http_status=err.status if err else None,
+            error_code=err.code if err else None,
+            error_message=err.message if err else None,
+            pages=result.stats.pages,
+            requests=result.stats.requests,
+            retries=result.stats.retries,
+            throttled_429=result.stats.throttled,
+            runs_new=result.runs_new,
+            runs_changed=result.runs_changed,
+            runs_unchanged=result.runs_unchanged,
+            runs_quarantined=result.runs_quarantined,
+        )
+        try:
+            await self._db(self.warehouse.log_collection, entry)
+        except Exception:  # the log is bookkeeping; never lose a collection over it
+            log.exception("could not write the collection log for %s", result.connection_id)
+
+
+async def collect(
+    settings: Settings,
+    warehouse: Warehouse,
+    *,
+    progress: Progress | None = None,
+    transport: Any = None,
+    force_full: bool = False,
+) -> CollectionResult:
+    """Open a client for the settings and collect every configured connection."""
+    settings.require_credentials()
+    settings.require_targets()
+    async with ExportApiClient(settings, transport=transport) as client:
+        collector = Collector(client, warehouse, settings, progress=progress, force_full=force_full)
+        return await collector.run()

@@ -1,0 +1,44 @@
+"""The one place the Dagster Definitions are assembled (loaded by workspace.yaml)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipeline.defs.assets import collection, html_report, model_assets, parquet_reports
+from pipeline.defs.checks import all_checks
+from pipeline.defs.jobs import DEFAULT_CRON, collect_job, collect_schedule
+from pipeline.defs.resources import ITwinApiResource
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+
+
+def build_definitions(
+    data_dir: Path | None = None,
+    itwin_api: ITwinApiResource | None = None,
+    cron: str | None = None,
+) -> dg.Definitions:
+    """Definitions for a data directory; the CLI and tests pass theirs explicitly.
+
+    The defaults follow ITWIN_RUNS_DATA_DIR and ITWIN_RUNS_SCHEDULE_CRON when the code
+    location loads (Dagster reloads it on change); API settings and secrets are read
+    by the resource only when a run starts.
+    """
+    data_dir = data_dir or Path(os.environ.get("ITWIN_RUNS_DATA_DIR") or "data")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return dg.Definitions(
+        assets=[collection, *model_assets(), parquet_reports, html_report],
+        asset_checks=all_checks(),
+        jobs=[collect_job],
+        schedules=[collect_schedule(cron or os.environ.get("ITWIN_RUNS_SCHEDULE_CRON") or DEFAULT_CRON)],
+        resources={
+            "itwin_api": itwin_api or ITwinApiResource(),
+            "duckdb": DuckDBResource(database=str(data_dir / WAREHOUSE_FILE)),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,172 @@
+"""Dagster assets: the collection, one asset per SQL model file, and the reports.
+
+Each body is a few lines calling the pure modules; what they return is metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipeline.collection import CollectionResult, Progress, collect
+from pipeline.defs.resources import ITwinApiResource
+from pipeline.transform.schema import CORE_TABLES
+from pipeline.warehouse.export import export_parquet
+from pipeline.warehouse.models import REPORT_MODELS, build_models, list_models
+from pipeline.warehouse.store import Warehouse
+from pipeline.report.html import write_html_report
+
+CORE_GROUP = "warehouse"
+MODEL_GROUP = "models"
+REPORT_GROUP = "reports"
+COLLECTION_TABLES = ("raw_runs", *CORE_TABLES, "quarantine", "collection_log")
+
+
+class CollectConfig(dg.Config):  # type: ignore[misc]
+    """Launchpad overrides; empty lists mean "use the resource / environment"."""
+
+    connection_ids: list[str] = []
+    imodel_ids: list[str] = []
+    full_pass: bool = False
+
+
+class DagsterLogProgress:
+    """Progress as Dagster log lines: one per connection start/end, and every 20 pages."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+
+    def connection_started(self, connection_id: str, mode: str) -> None:
+        self.log.info(f"collecting {connection_id} ({mode})")
+
+    def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
+        if pages % 20 == 0:
+            self.log.info(f"{connection_id}: {pages} pages, {runs} runs read")
+
+    def connection_finished(self, result: Any) -> None:
+        if result.ok:
+            self.log.info(
+                f"{result.connection_id}: {result.runs_new} new, {result.runs_changed} changed, "
+                f"{result.runs_unchanged} unchanged, {result.stats.requests} requests"
+            )
+        else:
+            self.log.warning(f"{result.connection_id} failed: {result.describe_error()}")
+
+
+def warehouse_path(duckdb: DuckDBResource) -> Path:
+    return Path(duckdb.database)
+
+
+def reports_dir(duckdb: DuckDBResource) -> Path:
+    return warehouse_path(duckdb).parent / "reports"
+
+
+def outcome_markdown(result: CollectionResult) -> str:
+    lines = ["| connection | outcome | new | changed | unchanged | requests |", "|---|---|---|---|---|---|"]
+    for c in result.connections:
+        outcome = "ok" if c.ok else f"failed: {c.describe_error()}".replace("|", "/")
+        lines.append(
+            f"| {c.connection_id} | {outcome} | {c.runs_new} | {c.runs_changed} | "
+            f"{c.runs_unchanged} | {c.stats.requests} |"
+        )
+    return "\n".join(lines)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(name, group_name=CORE_GROUP, kinds={"duckdb"}, skippable=False)
+        for name in COLLECTION_TABLES
+    ],
+    description="Fetch runs of every configured export connection and load them into DuckDB.",
+)
+def collection(
+    context: dg.AssetExecutionContext,
+    config: CollectConfig,
+    itwin_api: ITwinApiResource,
+    duckdb: DuckDBResource,
+) -> Iterator[dg.MaterializeResult]:
+    settings = itwin_api.settings(
+        connection_ids=config.connection_ids, imodel_ids=config.imodel_ids
+    )
+    progress: Progress = DagsterLogProgress(context.log)
+    with duckdb.get_connection() as con:
+        warehouse = Warehouse(con)
+        result = asyncio.run(
+            collect(settings, warehouse, progress=progress, force_full=config.full_pass)
+        )
+        counts = warehouse.table_counts()
+    shared = {
+        "requests": result.totals.requests,
+        "retries": result.totals.retries,
+        "throttled_429": result.totals.throttled,
+        "connections_ok": sum(c.ok for c in result.connections),
+        "connections_failed": len(result.failed),
+        "runs_loaded": result.runs_loaded,
+        "collection_id": result.collection_id,
+        "outcomes": dg.MetadataValue.md(outcome_markdown(result)),
+    }
+    for name in COLLECTION_TABLES:
+        yield dg.MaterializeResult(
+            asset_key=name, metadata={"row_count": counts.get(name, 0), **shared}
+        )
+
+
+def top_error_codes_markdown(con: Any, limit: int = 10) -> str:
+    rows = con.execute(
+        "select error_code, failed_tasks, share_of_failures from failure_rate_by_error_code "
+        "where failed_tasks > 0 order by failed_tasks desc, error_code limit ?",
+        [limit],
+    ).fetchall()
+    lines = ["| error code | failed tasks | share |", "|---|---|---|"]
+    lines += [f"| {code} | {n} | {share or 0:.1%} |" for code, n, share in rows]
+    return "\n".join(lines)
+
+
+def model_asset(name: str, deps: list[str], kind: str) -> dg.AssetsDefinition:
+    """One asset per SQL file; its dependencies come from the file's declared deps."""
+
+    @dg.asset(
+        name=name,
+        deps=deps,
+        group_name=MODEL_GROUP,
+        kinds={"duckdb", "sql"},
+        description=f"SQL model sql/{name}.sql ({kind})",
+    )
+    def _model(duckdb: DuckDBResource) -> dg.MaterializeResult:
+        with duckdb.get_connection() as con:
+            build_models(con, [name])
+            metadata: dict[str, Any] = {
+                "row_count": con.execute(f'select count(*) from "{name}"').fetchone()[0]  # type: ignore[index]
+            }
+            if name == "failure_rate_by_error_code":
+                metadata["top_error_codes"] = dg.MetadataValue.md(top_error_codes_markdown(con))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _model
+
+
+def model_assets() -> list[dg.AssetsDefinition]:
+    return [model_asset(m.name, list(m.deps), m.kind) for m in list_models()]
+
+
+@dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"parquet"})
+def parquet_reports(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Every report model as reports/<model>.parquet, each written atomically."""
+    with duckdb.get_connection() as con:
+        paths = export_parquet(con, reports_dir(duckdb))
+    return dg.MaterializeResult(
+        metadata={name: dg.MetadataValue.path(str(p)) for name, p in paths.items()}
+    )
+
+
+@dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"html"})
+def html_report(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """A self-contained page with the headline tables and charts."""
+    with duckdb.get_connection() as con:
+        path = write_html_report(con, reports_dir(duckdb) / "report.html")
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})

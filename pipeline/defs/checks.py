@@ -1,0 +1,99 @@
+"""Asset checks: key integrity blocks bad data from flowing on; the rest warn."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipeline.transform.schema import CORE_TABLES
+from pipeline.warehouse import quality
+from pipeline.warehouse.models import REPORT_MODELS
+
+STUCK_AFTER_HOURS = 24.0
+FRESH_WITHIN_HOURS = 26.0  # a daily schedule with slack; hourly runs stay well inside
+
+
+def unique_key_check(table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=table, name="unique_key", blocking=True)
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as con:
+            dupes = quality.duplicate_keys(con, table)
+        return dg.AssetCheckResult(passed=dupes == 0, metadata={"duplicate_keys": dupes})
+
+    return _check
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec("no_orphans", asset=child, blocking=True)
+        for child in quality.PARENTS
+    ],
+)
+def no_orphans(duckdb: DuckDBResource):  # type: ignore[no-untyped-def]
+    with duckdb.get_connection() as con:
+        found = quality.orphans(con)
+    for child, count in found.items():
+        yield dg.AssetCheckResult(
+            asset_key=child, check_name="no_orphans", passed=count == 0, metadata={"orphans": count}
+        )
+
+
+@dg.asset_check(asset="runs", name="known_states_and_results")
+def known_states_and_results(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        unknown = quality.unknown_values(con)
+    table = "\n".join(f"- {t}.{c} = {v!r}: {n} rows" for t, c, v, n in unknown) or "none"
+    return dg.AssetCheckResult(
+        passed=not unknown,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unknown_values": dg.MetadataValue.md(table)},
+    )
+
+
+@dg.asset_check(asset="runs", name="no_stuck_runs")
+def no_stuck_runs(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        stuck = quality.stuck_runs(con, datetime.now(UTC), STUCK_AFTER_HOURS)
+    return dg.AssetCheckResult(
+        passed=stuck == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"stuck_runs": stuck, "threshold_hours": STUCK_AFTER_HOURS},
+    )
+
+
+@dg.asset_check(asset="collection_log", name="fresh_successful_collection")
+def fresh_successful_collection(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        last = quality.last_successful_collection(con)
+    age_h = None if last is None else (datetime.now(UTC) - last).total_seconds() / 3600
+    return dg.AssetCheckResult(
+        passed=age_h is not None and age_h <= FRESH_WITHIN_HOURS,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "last_fully_successful_collection": str(last) if last else "never",
+            "age_hours": round(age_h, 2) if age_h is not None else -1.0,
+        },
+    )
+
+
+def rates_in_range_check(model: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=model, name="rates_within_0_1")
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as con:
+            bad = quality.rates_out_of_range(con, model)
+        return dg.AssetCheckResult(passed=bad == 0, metadata={"rows_out_of_range": bad})
+
+    return _check
+
+
+def all_checks() -> list[dg.AssetChecksDefinition]:
+    return [
+        *(unique_key_check(t) for t in CORE_TABLES),
+        no_orphans,
+        known_states_and_results,
+        no_stuck_runs,
+        fresh_successful_collection,
+        *(rates_in_range_check(m) for m in REPORT_MODELS),
+    ]

@@ -1,0 +1,23 @@
+"""The job over the whole graph and its schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+DEFAULT_CRON = "0 * * * *"  # hourly
+
+collect_job = dg.define_asset_job(
+    "collect_job",
+    selection=dg.AssetSelection.all(),
+    description="Fetch, flatten, load, build the SQL models and write the reports.",
+)
+
+
+def collect_schedule(cron: str = DEFAULT_CRON) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="collect_schedule",
+        job=collect_job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )

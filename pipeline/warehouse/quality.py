@@ -1,0 +1,108 @@
+"""Data-quality queries behind the asset checks; plain functions over a DuckDB connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from pipeline.transform.schema import CORE_TABLES
+
+KNOWN_STATES = (
+    "NotStarted",
+    "Idle",
+    "WaitingToExecute",
+    "WaitingToRetry",
+    "Executing",
+    "Finalizing",
+    "Completed",
+    "Queued",
+)
+KNOWN_RESULTS = ("Undetermined", "Success", "Error", "PartialSuccess", "Skipped", "Canceled", "TimedOut")
+
+# child table -> (parent table, the key columns they share)
+PARENTS = {
+    "jobs": ("runs", ("connection_id", "run_id")),
+    "tasks": ("jobs", ("connection_id", "run_id", "job_id")),
+    "task_errors": ("tasks", ("connection_id", "run_id", "job_id", "task_id")),
+}
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    row = con.execute(sql, params or []).fetchone()
+    return row[0] if row else None
+
+
+def duplicate_keys(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Number of key values that occur more than once in a core table."""
+    key = ", ".join(CORE_TABLES[table][1])
+    return int(
+        _scalar(con, f"select count(*) from (select {key} from {table} group by all having count(*) > 1)")
+    )
+
+
+def orphans(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows whose parent row is missing, per child table."""
+    found = {}
+    for child, (parent, key) in PARENTS.items():
+        on = " and ".join(f"c.{k} = p.{k}" for k in key)
+        found[child] = int(
+            _scalar(
+                con,
+                f"select count(*) from {child} c anti join {parent} p on {on}",
+            )
+        )
+    return found
+
+
+def unknown_values(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, int]]:
+    """(table, column, value, rows) for states and results outside the documented sets."""
+    out: list[tuple[str, str, str, int]] = []
+    for table in ("runs", "jobs", "tasks"):
+        for column, known in (("state", KNOWN_STATES), ("result", KNOWN_RESULTS)):
+            rows = con.execute(
+                f"select {column}, count(*) from {table} where {column} is not null "
+                f"and {column} not in (select unnest(?)) group by 1 order by 2 desc",
+                [list(known)],
+            ).fetchall()
+            out += [(table, column, str(value), int(n)) for value, n in rows]
+    return out
+
+
+def stuck_runs(con: duckdb.DuckDBPyConnection, now: datetime, older_than_hours: float) -> int:
+    """Runs not Completed whose start is more than the threshold in the past."""
+    return int(
+        _scalar(
+            con,
+            "select count(*) from runs where coalesce(state, '') <> 'Completed' "
+            "and start_time < ?::timestamptz - to_microseconds(cast(? * 3600e6 as bigint))",
+            [now, older_than_hours],
+        )
+    )
+
+
+def last_successful_collection(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """End of the latest collection in which every connection succeeded."""
+    value = _scalar(
+        con,
+        "select max(ended) from (select collection_id, max(ended_at) as ended "
+        "from collection_log group by 1 having bool_and(outcome = 'ok'))",
+    )
+    return value if isinstance(value, datetime) else None
+
+
+def rates_out_of_range(con: duckdb.DuckDBPyConnection, model: str) -> int:
+    """Rows of a model where any *_rate or share column is outside [0, 1]."""
+    columns = [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_name = ? "
+            "and (column_name like '%rate' or column_name like 'share%')",
+            [model],
+        ).fetchall()
+    ]
+    if not columns:
+        return 0
+    cond = " or ".join(f"({c} is not null and ({c} < 0 or {c} > 1))" for c in columns)
+    return int(_scalar(con, f'select count(*) from "{model}" where {cond}'))
