@@ -1,0 +1,102 @@
+"""Export the report models as `reports/<model>.parquet`, each replaced atomically.
+
+Every file is written under a temporary name in the same directory, fsynced, then moved
+over the final name with `os.replace`, so a reader sees the old file or the new one and
+never a half-written one. Temporary names start with a dot and end in `.tmp`; those a
+crash left behind are removed by the next export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import duckdb
+
+from pipeline.warehouse.models import REPORT_MODELS, list_models
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _temp_path(final: Path) -> Path:
+    # Unique per attempt so two writers never share a temp file; never the final name.
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(final: Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(temp_path)`, fsync the result, then move it over `final`."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_path(final)
+    try:
+        write(temp)
+        with open(temp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(final.parent)
+    return final
+
+
+def atomic_write_bytes(final: Path, data: bytes) -> Path:
+    """Write `data` to `final` atomically."""
+
+    def write(temp: Path) -> None:
+        temp.write_bytes(data)
+
+    return atomic_write(final, write)
+
+
+def remove_stale_temp_files(directory: Path, final_names: Iterable[str]) -> list[Path]:
+    """Delete temp files an interrupted write of any of `final_names` left in `directory`."""
+    removed: list[Path] = []
+    for name in final_names:
+        for stale in directory.glob(f".{name}.*{TEMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _copy_to_parquet(con: duckdb.DuckDBPyConnection, model: str, target: Path) -> None:
+    # `model` is checked against the known model names before it reaches SQL.
+    con.execute(f"copy (select * from {model}) to {_sql_string(str(target))} (format parquet)")
+
+
+def export_parquet(
+    con: duckdb.DuckDBPyConnection,
+    reports_dir: Path,
+    models: Iterable[str] = REPORT_MODELS,
+) -> dict[str, Path]:
+    """Write each model's table to `reports_dir/<model>.parquet`; return model -> path."""
+    wanted = list(models)
+    known = {m.name for m in list_models()}
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        raise ValueError(f"no such model: {', '.join(unknown)}")
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(reports_dir, [f"{m}.parquet" for m in wanted])
+    written: dict[str, Path] = {}
+    for model in wanted:
+        final = reports_dir / f"{model}.parquet"
+        written[model] = atomic_write(final, functools.partial(_copy_to_parquet, con, model))
+    return written

@@ -1,0 +1,47 @@
+-- grain: one row per task (connection_id, run_id, job_id, task_id), with its run and its error row
+-- depends_on: tasks, task_errors, stg_runs
+with tasks as (
+    select * from tasks
+),
+
+task_errors as (
+    select * from task_errors
+),
+
+runs as (
+    select * from stg_runs
+),
+
+joined as (
+    select
+        tasks.connection_id,
+        tasks.run_id,
+        tasks.job_id,
+        tasks.task_id,
+        tasks.state as task_state,
+        tasks.result as task_result,
+        coalesce(tasks.state = 'Completed', false) as is_completed,
+        coalesce(tasks.state = 'Completed' and tasks.result in ('Error', 'TimedOut'), false)
+            as is_failed,
+        -- error_occurrences count tasks that have an error row, whatever its values
+        task_errors.task_id is not null as has_error_row,
+        -- a missing error row and a NULL value are reported alike, as (unspecified)
+        coalesce(task_errors.error_code, '(unspecified)') as error_code,
+        coalesce(task_errors.phase, '(unspecified)') as phase,
+        coalesce(task_errors.system, '(unspecified)') as system,
+        task_errors.message as error_message,
+        runs.run_start_time,
+        runs.run_day
+    from tasks
+    left join task_errors
+        on tasks.connection_id = task_errors.connection_id
+        and tasks.run_id = task_errors.run_id
+        and tasks.job_id = task_errors.job_id
+        and tasks.task_id = task_errors.task_id
+    -- left join: a task whose run row is missing still counts towards the task totals
+    left join runs
+        on tasks.connection_id = runs.connection_id
+        and tasks.run_id = runs.run_id
+)
+
+select * from joined
