@@ -1,27 +1,235 @@
-"""`itwin-runs`: the command line (collect, demo, simulate, report, load)."""
+"""`itwin-runs`: collect, demo, simulate, report, load (see README and CONTRACT)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.itwin.errors import ConfigError, ITwinRunsError
+from pipeline.itwin.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="itwin-runs", description=__doc__)
+    parser.add_argument("--config", type=Path, help="YAML settings file (else $ITWIN_RUNS_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
+    collect = sub.add_parser("collect", help="fetch, flatten, load, model and report (the job)")
+    collect.add_argument("--full", action="store_true", help="read every page of every connection")
+    sub.add_parser("demo", help="collect from the built-in simulator and report")
     sim = sub.add_parser("simulate", help="serve the built-in Export API simulator alone")
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--seed", type=int, default=7)
+    sub.add_parser("report", help="rebuild models and reports from the warehouse, no API calls")
+    load = sub.add_parser("load", help="load saved API answers (files or folders) and report")
+    load.add_argument("paths", nargs="+", type=Path)
+    load.add_argument("--connection", help="connection id for runs that carry none")
+    dev = sub.add_parser("dev", help="the Dagster UI against the simulator (make dev)")
+    dev.add_argument("--port", type=int, default=3000)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "simulate":
-        from pipeline.simulator.cli import serve_forever
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(os.environ, config_file=args.config)
 
-        return serve_forever(port=args.port, seed=args.seed)
-    return 2
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and os.environ.get("CI") is None
+
+
+@contextmanager
+def _progress() -> Iterator[None]:
+    """Bars on a terminal, plain lines in a pipe or CI, for the collection running in-process."""
+    from pipeline.collection import PROCESS_PROGRESS
+    from pipeline.progress import LineProgress, TerminalProgress
+
+    sink = TerminalProgress() if _interactive() else LineProgress(sys.stderr)
+    PROCESS_PROGRESS.append(sink)
+    try:
+        with sink:
+            yield
+    finally:
+        PROCESS_PROGRESS.remove(sink)
+
+
+def _execute(job_name: str, settings: Settings, run_config: dict[str, Any] | None = None) -> bool:
+    """Run a Dagster job in-process on the settings' data dir; True when it succeeded."""
+    from pipeline.defs.resources import ITwinApiResource
+    from pipeline.definitions import build_definitions
+
+    resource = ITwinApiResource(
+        base_url=settings.base_url,
+        access_token=settings.access_token.reveal() if settings.access_token else None,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret.reveal() if settings.client_secret else None,
+        token_url=settings.token_url,
+        scope=settings.scope,
+        connection_ids=list(settings.connection_ids),
+        imodel_ids=list(settings.imodel_ids),
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+    )
+    defs = build_definitions(data_dir=settings.data_dir, itwin_api=resource)
+    job = defs.resolve_job_def(job_name)
+    config = {**QUIET_DAGSTER, **(run_config or {})}
+    result = job.execute_in_process(run_config=config, raise_on_error=False)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_failure and event.step_failure_data is not None:
+                err = event.step_failure_data.error
+                message = err.message.strip().splitlines()[-1] if err else "unknown error"
+                print(f"itwin-runs: step {event.step_key} failed: {message}", file=sys.stderr)
+    return bool(result.success)
+
+
+def _summary(settings: Settings, *, started: float, collected: bool) -> int:
+    """Print runs, failed connections, top causes and output paths; return the exit code."""
+    from pipeline.summary import read_summary
+
+    summary = read_summary(settings.data_dir)
+    print(summary.render(seconds=time.monotonic() - started, collected=collected))
+    return EXIT_FAILED if collected and summary.failed_connections else EXIT_OK
+
+
+def cmd_collect(settings: Settings, *, full: bool = False) -> int:
+    settings.require_credentials()
+    settings.require_targets()
+    started = time.monotonic()
+    run_config = {"ops": {"collection": {"config": {"full_pass": full}}}}
+    with _progress():
+        ok = _execute("collect_job", settings, run_config)
+    code = _summary(settings, started=started, collected=True)
+    return code if ok else EXIT_FAILED
+
+
+def cmd_demo(settings: Settings) -> int:
+    from pipeline.simulator.config import Faults, SimulatorConfig
+    from pipeline.simulator.server import SimulatorServer
+
+    # Mild transient faults the client must ride out; nothing that fails a connection.
+    config = SimulatorConfig(seed=7, faults=Faults(error_5xx_rate=0.03, seed=7))
+    with SimulatorServer(config) as sim:
+        print(f"simulator listening on {sim.base_url}", file=sys.stderr)
+        demo_settings = replace(
+            settings,
+            base_url=sim.base_url,
+            token_url=sim.token_url,
+            access_token=None,
+            client_id=sim.client_id,
+            client_secret=_secret(sim.client_secret),
+            connection_ids=tuple(sim.direct_connection_ids),
+            imodel_ids=tuple(sim.imodel_ids),
+            rate_limit_per_minute=max(settings.rate_limit_per_minute, 5_000.0),
+        )
+        return cmd_collect(demo_settings)
+
+
+def _secret(value: str) -> Any:
+    from pipeline.itwin.settings import Secret
+
+    return Secret(value)
+
+
+def cmd_report(settings: Settings) -> int:
+    started = time.monotonic()
+    if not (settings.data_dir / "warehouse.duckdb").exists():
+        raise ConfigError(
+            f"no warehouse at {settings.data_dir / 'warehouse.duckdb'}: run `itwin-runs collect` "
+            "or `itwin-runs load` first, or set ITWIN_RUNS_DATA_DIR"
+        )
+    if not _execute("report_job", settings):
+        return EXIT_FAILED
+    return _summary(settings, started=started, collected=False)
+
+
+def cmd_load(settings: Settings, paths: Sequence[Path], connection: str | None) -> int:
+    from pipeline.warehouse.files import load_files
+    from pipeline.warehouse.store import open_warehouse
+
+    started = time.monotonic()
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
+        outcome = load_files(list(paths), warehouse, default_connection_id=connection)
+    print(f"loaded {outcome}", file=sys.stderr)
+    if not _execute("report_job", settings):
+        return EXIT_FAILED
+    return _summary(settings, started=started, collected=False)
+
+
+def cmd_dev(port: int) -> int:
+    from pipeline.simulator.config import SimulatorConfig
+    from pipeline.simulator.server import SimulatorServer
+
+    config = SimulatorConfig(seed=7, realtime_speed=60.0)
+    with SimulatorServer(config) as sim:
+        env = {
+            **os.environ,
+            "ITWIN_API_BASE_URL": sim.base_url,
+            "ITWIN_TOKEN_URL": sim.token_url,
+            "ITWIN_CLIENT_ID": sim.client_id,
+            "ITWIN_CLIENT_SECRET": sim.client_secret,
+            "ITWIN_CONNECTION_IDS": ",".join(sim.direct_connection_ids),
+            "ITWIN_IMODEL_IDS": ",".join(sim.imodel_ids),
+        }
+        env.pop("ITWIN_ACCESS_TOKEN", None)
+        print(f"simulator on {sim.base_url}; Dagster UI on http://127.0.0.1:{port}", file=sys.stderr)
+        import subprocess
+
+        dagster = Path(sys.executable).with_name("dagster")
+        cmd = [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"]
+        try:
+            return subprocess.call(cmd, env=env)  # noqa: S603 - our own venv's dagster
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "simulate":
+            from pipeline.simulator.cli import serve_forever
+
+            return serve_forever(port=args.port, seed=args.seed)
+        if args.command == "dev":
+            return cmd_dev(args.port)
+        settings = _settings(args)
+        if args.command == "collect":
+            return cmd_collect(settings, full=args.full)
+        if args.command == "demo":
+            return cmd_demo(settings)
+        if args.command == "report":
+            return cmd_report(settings)
+        if args.command == "load":
+            return cmd_load(settings, args.paths, args.connection)
+    except ConfigError as exc:
+        print(f"itwin-runs: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ITwinRunsError as exc:
+        print(f"itwin-runs: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("itwin-runs: interrupted; what was loaded before stays committed", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

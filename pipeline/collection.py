@@ -47,6 +47,30 @@ class _NoProgress:
         pass
 
 
+class FanOutProgress:
+    """Tell several front ends at once (e.g. Dagster's log and a terminal's bars)."""
+
+    def __init__(self, *sinks: Progress) -> None:
+        self.sinks = sinks
+
+    def connection_started(self, connection_id: str, mode: str) -> None:
+        for sink in self.sinks:
+            sink.connection_started(connection_id, mode)
+
+    def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
+        for sink in self.sinks:
+            sink.pages_fetched(connection_id, pages, runs)
+
+    def connection_finished(self, result: ConnectionResult) -> None:
+        for sink in self.sinks:
+            sink.connection_finished(result)
+
+
+# Front ends of this process that want progress from in-process Dagster runs (the CLI's
+# terminal bars): the asset cannot be handed objects through run config.
+PROCESS_PROGRESS: list[Progress] = []
+
+
 @dataclass
 class ConnectionResult:
     """The outcome of collecting one connection (or discovering one iModel's connections)."""

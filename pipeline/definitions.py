@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline.defs.assets import collection, html_report, model_assets, parquet_reports
 from pipeline.defs.checks import all_checks
-from pipeline.defs.jobs import DEFAULT_CRON, collect_job, collect_schedule
+from pipeline.defs.jobs import DEFAULT_CRON, collect_job, collect_schedule, report_job
 from pipeline.defs.resources import ITwinApiResource
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -32,7 +32,7 @@ def build_definitions(
     return dg.Definitions(
         assets=[collection, *model_assets(), parquet_reports, html_report],
         asset_checks=all_checks(),
-        jobs=[collect_job],
+        jobs=[collect_job, report_job],
         schedules=[collect_schedule(cron or os.environ.get("ITWIN_RUNS_SCHEDULE_CRON") or DEFAULT_CRON)],
         resources={
             "itwin_api": itwin_api or ITwinApiResource(),

@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline.collection import CollectionResult, Progress, collect
+from pipeline.collection import PROCESS_PROGRESS, CollectionResult, FanOutProgress, collect
 from pipeline.defs.resources import ITwinApiResource
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.export import export_parquet
@@ -93,7 +93,7 @@ def collection(
     settings = itwin_api.settings(
         connection_ids=config.connection_ids, imodel_ids=config.imodel_ids
     )
-    progress: Progress = DagsterLogProgress(context.log)
+    progress = FanOutProgress(DagsterLogProgress(context.log), *PROCESS_PROGRESS)
     with duckdb.get_connection() as con:
         warehouse = Warehouse(con)
         result = asyncio.run(

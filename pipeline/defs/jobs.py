@@ -21,3 +21,10 @@ def collect_schedule(cron: str = DEFAULT_CRON) -> dg.ScheduleDefinition:
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
+
+# Models and reports only: rebuild from the warehouse without calling the API.
+report_job = dg.define_asset_job(
+    "report_job",
+    selection=dg.AssetSelection.groups("models", "reports"),
+    description="Rebuild the SQL models and reports from what the warehouse holds.",
+)

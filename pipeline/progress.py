@@ -1,0 +1,94 @@
+"""Progress of a collection for people: bars on a terminal, plain lines in pipes and CI."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+class LineProgress:
+    """One line when a connection starts, every 25 pages, and when it ends."""
+
+    def __init__(self, stream: TextIO, every_pages: int = 25) -> None:
+        self.stream = stream
+        self.every_pages = every_pages
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stream.flush()
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def connection_started(self, connection_id: str, mode: str) -> None:
+        self._say(f"collecting {connection_id} ({mode} pass)")
+
+    def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
+        if pages % self.every_pages == 0:
+            self._say(f"  {connection_id}: {pages} pages, {runs} runs")
+
+    def connection_finished(self, result: Any) -> None:
+        if result.ok:
+            self._say(
+                f"done {result.connection_id}: {result.runs_new} new, {result.runs_changed} "
+                f"changed, {result.runs_unchanged} unchanged, {result.stats.requests} requests"
+            )
+        else:
+            self._say(f"FAILED {result.connection_id}: {result.describe_error()}")
+
+
+class TerminalProgress:
+    """A rich progress display with one bar per connection (total unknown until the end)."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self.bars = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> TerminalProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.bars.stop()
+
+    def connection_started(self, connection_id: str, mode: str) -> None:
+        self.tasks[connection_id] = self.bars.add_task(
+            f"{connection_id[:36]} ({mode})", total=None, status="starting"
+        )
+
+    def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
+        task = self.tasks.get(connection_id)
+        if task is not None:
+            self.bars.update(task, status=f"{pages} pages, {runs} runs")
+
+    def connection_finished(self, result: Any) -> None:
+        task = self.tasks.get(result.connection_id)
+        if task is None:
+            task = self.tasks[result.connection_id] = self.bars.add_task(
+                result.connection_id, total=None, status=""
+            )
+        status = (
+            f"[green]ok[/] {result.runs_new} new, {result.runs_changed} changed"
+            if result.ok
+            else f"[red]failed[/] {escape(result.describe_error())}"
+        )
+        self.bars.update(task, total=1, completed=1, status=status)
