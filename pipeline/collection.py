@@ -230,6 +230,7 @@ class Collector:
                     imodel_id=imodel_id,
                 )
                 failures.append(result)
+                await self._log(result)
                 self.progress.connection_finished(result)
         return ids, failures
 
