@@ -134,6 +134,19 @@ def _create_statement(model: Model) -> str:
     return f"create or replace {model.materialization} {model.name} as\n{body}"
 
 
+def _drop_if_other_kind(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    # `create or replace view` cannot replace a table (nor the reverse), which happens when
+    # a model changes materialization between versions.
+    row = con.execute(
+        "select table_type from information_schema.tables "
+        "where table_schema = current_schema() and table_name = ?",
+        [model.name],
+    ).fetchone()
+    existing = {"VIEW": "view", "BASE TABLE": "table"}.get(row[0]) if row else None
+    if existing is not None and existing != model.materialization:
+        con.execute(f"drop {existing} {model.name}")
+
+
 def build_models(
     con: duckdb.DuckDBPyConnection,
     names: Sequence[str] | None = None,
@@ -151,6 +164,7 @@ def build_models(
     try:
         for model in selected:
             try:
+                _drop_if_other_kind(con, model)
                 con.execute(_create_statement(model))
             except duckdb.Error as exc:
                 raise ModelError(f"{model.path.name}: {exc}") from exc
