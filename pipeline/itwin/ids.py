@@ -1,0 +1,36 @@
+"""Validation of ids before they go into a URL, and their encoding as one path segment.
+
+An id comes from configuration or from API answers; either way it must never be able
+to change which resource a request reaches (``..``, ``/``, ``?``), so it is checked
+before any URL is built and then percent-encoded.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from urllib.parse import quote
+
+from pipeline.itwin.errors import InvalidIdError
+
+_FORBIDDEN = frozenset("/?#%")
+
+
+def validate_id(value: object, parameter: str) -> str:
+    """Return ``value`` if it is a usable id, else raise InvalidIdError naming ``parameter``."""
+    if not isinstance(value, str):
+        raise InvalidIdError(parameter, f"expected a string, got {type(value).__name__}")
+    if value == "":
+        raise InvalidIdError(parameter, "is empty")
+    if value in (".", ".."):
+        raise InvalidIdError(parameter, f"{value!r} is not an id")
+    for ch in value:
+        if ch in _FORBIDDEN:
+            raise InvalidIdError(parameter, f"contains {ch!r}")
+        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            raise InvalidIdError(parameter, f"contains whitespace or control character {ch!r}")
+    return value
+
+
+def path_segment(value: object, parameter: str) -> str:
+    """Validate ``value`` and percent-encode it so it stays exactly one path segment."""
+    return quote(validate_id(value, parameter), safe="")
