@@ -30,8 +30,16 @@ _DEFAULT_EXPIRES_IN_S = 3600.0
 
 
 @dataclass(frozen=True)
+class IssuedToken:
+    """What the token endpoint gave: the token and its lifetime in seconds."""
+
+    value: Secret
+    lifetime_s: float
+
+
+@dataclass(frozen=True)
 class AccessToken:
-    """A bearer token and when (on the monotonic clock) to stop using it."""
+    """A bearer token and when (on the auth's clock) to stop using it."""
 
     value: Secret
     renew_at: float
@@ -65,7 +73,7 @@ class ClientCredentialsAuth(httpx.Auth):
 
     def __init__(
         self,
-        fetch_token: Callable[[], Awaitable[AccessToken]],
+        fetch_token: Callable[[], Awaitable[IssuedToken]],
         *,
         api_origin: httpx.URL,
         clock: Callable[[], float] = time.monotonic,
@@ -92,7 +100,10 @@ class ClientCredentialsAuth(httpx.Auth):
             if current is not None and current is not stale and self._clock() < current.renew_at:
                 return current
             self.token_requests += 1
-            self._token = await self._fetch_token()
+            requested_at = self._clock()  # the lifetime counts from before the request
+            issued = await self._fetch_token()
+            renew_at = requested_at + issued.lifetime_s - renew_margin(issued.lifetime_s)
+            self._token = AccessToken(value=issued.value, renew_at=renew_at)
             return self._token
 
     async def async_auth_flow(
@@ -129,11 +140,8 @@ def renew_margin(lifetime_s: float) -> float:
 
 
 async def fetch_client_credentials_token(
-    http: httpx.AsyncClient,
-    settings: Settings,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-) -> AccessToken:
+    http: httpx.AsyncClient, settings: Settings
+) -> IssuedToken:
     """POST the client-credentials grant, retrying transient failures with backoff."""
     if not settings.client_id or not settings.client_secret:
         raise AuthenticationError(message="client id and client secret are both required")
@@ -145,8 +153,8 @@ async def fetch_client_credentials_token(
     }
     attempt = 0
     while True:
-        failure, wait = await _try_token_request(http, settings, form, clock)
-        if isinstance(failure, AccessToken):
+        failure, wait = await _try_token_request(http, settings, form)
+        if isinstance(failure, IssuedToken):
             return failure
         if attempt >= settings.max_retries:
             raise ServiceUnavailableError(
@@ -171,10 +179,8 @@ async def _try_token_request(
     http: httpx.AsyncClient,
     settings: Settings,
     form: dict[str, str],
-    clock: Callable[[], float],
-) -> tuple[AccessToken | str, float | None]:
+) -> tuple[IssuedToken | str, float | None]:
     """One token request: the token, or a retryable failure text and a server-given wait."""
-    obtained = clock()
     try:
         response = await http.post(
             settings.token_url, data=form, headers={"Accept": "application/json"}
@@ -191,12 +197,12 @@ async def _try_token_request(
         body = decode_object(response.content)
     except UnreadableBody as exc:
         return str(exc), None
-    return _token_from_body(body, obtained, settings)
+    return _token_from_body(body, settings)
 
 
 def _token_from_body(
-    body: dict[str, object], obtained: float, settings: Settings
-) -> tuple[AccessToken | str, float | None]:
+    body: dict[str, object], settings: Settings
+) -> tuple[IssuedToken | str, float | None]:
     value = body.get("access_token")
     if not isinstance(value, str) or not value:
         return "token answer has no access_token", None
@@ -205,9 +211,8 @@ def _token_from_body(
         lifetime = float(raw_expires)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         lifetime = _DEFAULT_EXPIRES_IN_S
-    renew_at = obtained + lifetime - renew_margin(lifetime)
     logger.debug("obtained a token valid for %.0fs from %s", lifetime, settings.token_url)
-    return AccessToken(value=Secret(value), renew_at=renew_at), None
+    return IssuedToken(value=Secret(value), lifetime_s=lifetime), None
 
 
 def _token_refused(response: httpx.Response, settings: Settings) -> AuthenticationError:

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from pipeline.itwin.auth import (
-    AccessToken,
     ClientCredentialsAuth,
+    IssuedToken,
     StaticTokenAuth,
     fetch_client_credentials_token,
 )
@@ -74,7 +74,7 @@ class ExportApiClient:
         if self._settings.access_token:
             return StaticTokenAuth(self._settings.access_token, api_origin=self._base_url)
 
-        async def fetch() -> AccessToken:
+        async def fetch() -> IssuedToken:
             return await fetch_client_credentials_token(self._http, self._settings)
 
         return ClientCredentialsAuth(fetch, api_origin=self._base_url)
