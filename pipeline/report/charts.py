@@ -210,10 +210,12 @@ def _series_marks(
         for segment in _segments(points)
         if len(segment) > 1
     ]
+    # Lone points (a single day, or a day between gaps) get bigger markers to stay visible.
+    radius = 5 if len(points) == 1 else 3
     for point, hover in zip(points, s.hover, strict=True):
         if point is not None:
             marks.append(
-                f'<circle cx="{point[0]:.1f}" cy="{point[1]:.1f}" r="3" fill="{s.color}">'
+                f'<circle cx="{point[0]:.1f}" cy="{point[1]:.1f}" r="{radius}" fill="{s.color}">'
                 f"<title>{esc(hover)}</title></circle>"
             )
     return marks

@@ -141,13 +141,15 @@ class Column:
     fmt: Callable[[object], str] = str
     css: str = "num"
     """num (right-aligned figures), when (a timestamp, kept on one line) or text."""
+    limit: int = 60
+    """Longer text is cut (full text on hover) so one long identifier cannot widen the table."""
 
 
 def _cell(row: Row, column: Column) -> str:
     value = row.get(column.key)
     text = column.fmt(value) if value is not None or column.fmt is not str else "–"
     css = f' class="{column.css}"'
-    shown = truncate(text, 60)
+    shown = truncate(text, column.limit)
     title = f' title="{esc(text)}"' if shown != text else ""
     return f"<td{css}{title}>{esc(shown)}</td>"
 
@@ -157,12 +159,13 @@ def _table(rows: Sequence[Row], columns: Sequence[Column], empty: str) -> str:
         return f'<p class="empty">{esc(empty)}</p>'
     head = "".join(f'<th class="{c.css}">{esc(c.header)}</th>' for c in columns)
     body = "".join("<tr>" + "".join(_cell(row, c) for c in columns) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _grouped_columns(key: str, header: str) -> list[Column]:
     return [
-        Column(header, key, css="text"),
+        Column(header, key, css="text", limit=32),
         Column("failed tasks", "failed_tasks", _count),
         Column("share of failures", "share_of_failures", _rate),
         Column("failure rate", "failure_rate", _rate),
@@ -260,7 +263,7 @@ def _error_code_section(con: duckdb.DuckDBPyConnection) -> str:
         r | {"message": messages.get(r["error_code"], "")}
         for r in _grouped(con, "failure_rate_by_error_code", TOP_N)
     ]
-    message = Column("most common message", "message", css="text")
+    message = Column("most common message", "message", css="text", limit=90)
     return _grouped_section(
         "failure_rate_by_error_code", "error_code", "error code", rows, [message]
     )
@@ -334,7 +337,7 @@ table{border-collapse:collapse;width:100%;font-size:13px;margin-top:8px}
 th,td{border-bottom:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f6f7f9;font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}
 .when{white-space:nowrap;font-variant-numeric:tabular-nums}.text{overflow-wrap:break-word}
-.figure.wide{grid-column:span 2}
+.figure.wide{grid-column:span 2}.scroll{overflow-x:auto}
 tbody tr:nth-child(even){background:#fafafa}.chart{margin:8px 0}
 code{font-size:12px;background:#f3f4f6;padding:0 3px;border-radius:3px}
 """
