@@ -27,6 +27,9 @@ _RESET_HEADERS = ("X-RateLimit-Reset", "RateLimit-Reset")
 # Reset values above this are epoch seconds, below it seconds from now.
 _EPOCH_THRESHOLD = 1_000_000_000
 _WAKE_TOLERANCE_S = 0.001
+# Spacing aims 2% under the budget: network jitter can bring two requests closer at the
+# server than they left here, and a client exactly at a server's limit would then trip it.
+DEFAULT_HEADROOM = 0.98
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,11 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        headroom: float = DEFAULT_HEADROOM,
     ) -> None:
-        if per_minute <= 0:
-            raise ValueError("per_minute must be positive")
-        self.interval_s = 60.0 / per_minute
+        if per_minute <= 0 or not 0 < headroom <= 1:
+            raise ValueError("per_minute must be positive and headroom in (0, 1]")
+        self.interval_s = 60.0 / (per_minute * headroom)
         self._clock = clock
         self._sleep = sleep
         self._next_slot = -math.inf
