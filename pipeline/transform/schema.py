@@ -125,3 +125,80 @@ ERROR_FIELDS = {
 }
 
 TERMINAL_STATE = "Completed"
+
+# Bookkeeping tables beside the core ones, written once here like the core schemas.
+# raw_runs: every distinct version of every run, as canonical JSON (keys sorted,
+# strings byte-exact), with when it was first fetched.
+RAW_RUNS = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("payload_hash", pa.string(), nullable=False),
+        pa.field("payload", pa.string(), nullable=False),
+        pa.field("fetched_at", UTC_MICROS, nullable=False),
+        pa.field("state", pa.string()),
+    ]
+)
+
+# raw_latest: which raw version the core tables currently hold, per run. It makes
+# "new / changed / unchanged" and rebuild-from-raw exact even if a run ever reverts
+# to an earlier version.
+RAW_LATEST = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("payload_hash", pa.string(), nullable=False),
+        pa.field("fetched_at", UTC_MICROS, nullable=False),
+        pa.field("state", pa.string()),
+    ]
+)
+
+# quarantine: runs (or whole files) whose shape could not be read, with the reason.
+QUARANTINE = pa.schema(
+    [
+        pa.field("connection_id", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("payload", pa.string()),
+        pa.field("payload_hash", pa.string(), nullable=False),
+        pa.field("fetched_at", UTC_MICROS, nullable=False),
+        pa.field("source", pa.string()),
+    ]
+)
+
+COLLECTION_LOG = pa.schema(
+    [
+        pa.field("collection_id", pa.string(), nullable=False),
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("started_at", UTC_MICROS, nullable=False),
+        pa.field("ended_at", UTC_MICROS, nullable=False),
+        pa.field("outcome", pa.string(), nullable=False),
+        pa.field("http_status", pa.int64()),
+        pa.field("error_code", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("pages", pa.int64()),
+        pa.field("requests", pa.int64()),
+        pa.field("retries", pa.int64()),
+        pa.field("throttled_429", pa.int64()),
+        pa.field("runs_new", pa.int64()),
+        pa.field("runs_changed", pa.int64()),
+        pa.field("runs_unchanged", pa.int64()),
+        pa.field("runs_quarantined", pa.int64()),
+    ]
+)
+
+FULL_PASSES = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("last_full_pass", UTC_MICROS, nullable=False),
+    ]
+)
+
+# Table name -> (schema, key). An empty key means rows are only ever appended.
+BOOKKEEPING_TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
+    "raw_runs": (RAW_RUNS, ("connection_id", "run_id", "payload_hash")),
+    "raw_latest": (RAW_LATEST, ("connection_id", "run_id")),
+    "quarantine": (QUARANTINE, ()),
+    "collection_log": (COLLECTION_LOG, ()),
+    "full_passes": (FULL_PASSES, ("connection_id",)),
+}

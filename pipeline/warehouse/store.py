@@ -1,0 +1,401 @@
+"""The DuckDB warehouse: atomic, set-based loads of flattened batches, and the bookkeeping
+the collector needs (stored hashes, open runs, full passes, the collection log).
+
+Every load is one explicit transaction of separate statements: DuckDB commits the
+earlier statements of a multi-statement string even when a later one fails.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from pipeline.itwin.errors import ITwinRunsError
+from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
+from pipeline.transform.schema import BOOKKEEPING_TABLES, COLLECTION_LOG, CORE_TABLES
+from pipeline.warehouse.ddl import create_all_tables
+
+RUN_KEY = ("connection_id", "run_id")
+# Children first, so a failure half-way can never leave orphans (it rolls back anyway).
+_DELETE_ORDER = ("task_errors", "tasks", "jobs", "runs")
+
+
+class WarehouseLockedError(ITwinRunsError):
+    """Another process holds the warehouse file's lock for longer than we were willing to wait."""
+
+    def __init__(self, path: Path, holder: str, waited_s: float) -> None:
+        self.path = path
+        self.holder = holder
+        self.waited_s = waited_s
+        super().__init__(
+            f"the warehouse {path} is in use by {holder}; waited {waited_s:.0f} s for it. "
+            "Wait for that process to finish (a collection, load or report in progress) "
+            "or stop it, then run the command again."
+        )
+
+
+@dataclass
+class ConnectionLoadStats:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    stale: int = 0  # an older fetch than the stored version: kept as history only
+    quarantined: int = 0
+
+
+@dataclass
+class LoadStats:
+    """What one load did, per connection id ('' for quarantine rows with no connection)."""
+
+    connections: dict[str, ConnectionLoadStats] = field(default_factory=dict)
+
+    def for_connection(self, connection_id: str) -> ConnectionLoadStats:
+        return self.connections.get(connection_id, ConnectionLoadStats())
+
+    def total(self) -> ConnectionLoadStats:
+        out = ConnectionLoadStats()
+        for stats in self.connections.values():
+            for name, value in asdict(stats).items():
+                setattr(out, name, getattr(out, name) + value)
+        return out
+
+    def add(self, other: LoadStats) -> None:
+        for cid, stats in other.connections.items():
+            mine = self.connections.setdefault(cid, ConnectionLoadStats())
+            for name, value in asdict(stats).items():
+                setattr(mine, name, getattr(mine, name) + value)
+
+
+@dataclass(frozen=True)
+class CollectionLogEntry:
+    collection_id: str
+    connection_id: str
+    started_at: datetime
+    ended_at: datetime
+    outcome: str  # 'ok' | 'failed'
+    http_status: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled_429: int = 0
+    runs_new: int = 0
+    runs_changed: int = 0
+    runs_unchanged: int = 0
+    runs_quarantined: int = 0
+
+
+class Warehouse:
+    """The warehouse over one DuckDB connection (not safe for concurrent use)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        create_all_tables(con)
+        # A hook for tests: called between the statements of a load.
+        self._between_statements: Callable[[str], None] | None = None
+
+    # --- loading ---------------------------------------------------------------------
+
+    def load(self, batch: FlatBatch) -> LoadStats:
+        """Apply a batch in one transaction; on any failure nothing of it remains."""
+        views = {
+            "_b_latest": batch.latest,
+            "_b_raw": batch.raw,
+            "_b_quarantine": batch.quarantine,
+            **{f"_b_{name}": table for name, table in batch.tables.items()},
+        }
+        with self._registered(views), self._transaction():
+            outcome = self._classify()
+            self._replace_subtrees()
+            self._record_versions()
+            self._run("INSERT quarantine", _INSERT_QUARANTINE)
+        return self._stats(outcome, batch.quarantine)
+
+    def _classify(self) -> list[tuple[str, str, int]]:
+        self._run("classify", _CLASSIFY)
+        rows = self.con.execute(
+            "SELECT connection_id, outcome, count(*) FROM _classified GROUP BY ALL"
+        ).fetchall()
+        return [(str(c), str(o), int(n)) for c, o, n in rows]
+
+    def _replace_subtrees(self) -> None:
+        on = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
+        for name in _DELETE_ORDER:
+            self._run(
+                f"DELETE {name}",
+                f"DELETE FROM {name} t USING _classified c WHERE c.outcome = 'changed' AND {on}",
+            )
+        for name, (schema, _) in CORE_TABLES.items():
+            cols = ", ".join(schema.names)
+            self._run(
+                f"INSERT {name}",
+                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name} t "
+                f"SEMI JOIN _classified c ON {on} AND c.outcome IN ('new', 'changed')",
+            )
+
+    def _record_versions(self) -> None:
+        self._run("INSERT raw_runs", _INSERT_RAW)
+        self._run("UPDATE raw_latest changed", _UPDATE_LATEST_CHANGED)
+        self._run("UPDATE raw_latest unchanged", _UPDATE_LATEST_SEEN)
+        self._run("INSERT raw_latest", _INSERT_LATEST)
+
+    def _stats(self, outcome: list[tuple[str, str, int]], quarantine: pa.Table) -> LoadStats:
+        stats = LoadStats()
+        for cid, kind, n in outcome:
+            setattr(stats.connections.setdefault(cid, ConnectionLoadStats()), kind, n)
+        for cid in quarantine.column("connection_id").to_pylist():
+            stats.connections.setdefault(cid or "", ConnectionLoadStats()).quarantined += 1
+        return stats
+
+    def _run(self, label: str, sql: str) -> None:
+        if self._between_statements is not None:
+            self._between_statements(label)
+        _exec(self.con, sql)
+
+    @contextmanager
+    def _registered(self, views: dict[str, pa.Table]) -> Iterator[None]:
+        for name, table in views.items():
+            self.con.register(name, table)
+        try:
+            yield
+        finally:
+            for name in views:
+                self.con.unregister(name)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        _exec(self.con, "BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            _exec(self.con, "ROLLBACK")
+            raise
+        _exec(self.con, "COMMIT")
+
+    # --- rebuilding --------------------------------------------------------------------
+
+    def rebuild_from_raw(self, *, batch_runs: int = 5_000) -> LoadStats:
+        """Rebuild the four core tables from the latest raw version of every run, no API."""
+        reader = self.con.cursor()  # its own connection: streams while we write
+        try:
+            result = reader.sql(_LATEST_PAYLOADS).to_arrow_reader(batch_runs)
+            stats = LoadStats()
+            with self._transaction():
+                for name in _DELETE_ORDER:
+                    self._run(f"CLEAR {name}", f"DELETE FROM {name}")
+                for record_batch in result:
+                    stats.add(self._insert_rebuilt(record_batch))
+            return stats
+        finally:
+            reader.close()
+
+    def _insert_rebuilt(self, record_batch: pa.RecordBatch) -> LoadStats:
+        columns = record_batch.to_pydict()
+        runs = [
+            FetchedRun(cid, orjson.loads(payload), at)
+            for cid, payload, at in zip(
+                columns["connection_id"], columns["payload"], columns["fetched_at"], strict=True
+            )
+        ]
+        batch = flatten_runs(runs)
+        views = {f"_b_{name}": table for name, table in batch.tables.items()}
+        views["_b_quarantine"] = batch.quarantine
+        with self._registered(views):
+            for name, (schema, _) in CORE_TABLES.items():
+                cols = ", ".join(schema.names)
+                self._run(
+                    f"INSERT {name}", f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name}"
+                )
+            self._run("INSERT quarantine", _INSERT_QUARANTINE)
+        stats = LoadStats()
+        for cid in batch.tables["runs"].column("connection_id").to_pylist():
+            stats.connections.setdefault(cid, ConnectionLoadStats()).new += 1
+        return stats
+
+    # --- what the collector asks -------------------------------------------------------
+
+    def latest_hashes(self, connection_id: str, run_ids: list[str]) -> dict[str, str]:
+        """Payload hash of the stored version of each given run that is stored."""
+        if not run_ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT run_id, payload_hash FROM raw_latest WHERE connection_id = ? "
+            "AND run_id IN (SELECT unnest(?::VARCHAR[]))",
+            [connection_id, list(run_ids)],
+        ).fetchall()
+        return {str(r): str(h) for r, h in rows}
+
+    def open_run_ids(self, connection_id: str) -> list[str]:
+        """Stored runs not yet Completed (a missing state counts as not Completed)."""
+        rows = self.con.execute(
+            "SELECT run_id FROM raw_latest WHERE connection_id = ? "
+            "AND state IS DISTINCT FROM 'Completed' ORDER BY run_id",
+            [connection_id],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def stored_run_count(self, connection_id: str) -> int:
+        sql = "SELECT count(*) FROM raw_latest WHERE connection_id = ?"
+        return int(_one(self.con, sql, [connection_id]) or 0)
+
+    def last_full_pass(self, connection_id: str) -> datetime | None:
+        sql = "SELECT last_full_pass FROM full_passes WHERE connection_id = ?"
+        at = _one(self.con, sql, [connection_id])
+        return None if at is None else _as_utc(at)
+
+    def mark_full_pass(self, connection_id: str, at: datetime) -> None:
+        _exec(
+            self.con,
+            "INSERT OR REPLACE INTO full_passes (connection_id, last_full_pass) VALUES (?, ?)",
+            [connection_id, _as_utc(at)],
+        )
+
+    def log_collection(self, entry: CollectionLogEntry) -> None:
+        values = asdict(entry)
+        for name in ("started_at", "ended_at"):
+            values[name] = _as_utc(values[name])
+        names = COLLECTION_LOG.names
+        marks = ", ".join("?" * len(names))
+        _exec(
+            self.con,
+            f"INSERT INTO collection_log ({', '.join(names)}) VALUES ({marks})",
+            [values[n] for n in names],
+        )
+
+    def table_counts(self) -> dict[str, int]:
+        counts = {}
+        for name in (*CORE_TABLES, *BOOKKEEPING_TABLES):
+            counts[name] = int(_one(self.con, f"SELECT count(*) FROM {name}") or 0)
+        return counts
+
+
+# --- the load's statements ---------------------------------------------------------------
+
+# new: never stored; unchanged: same hash as the stored version; stale: fetched before
+# the stored version (loading old files after a collection); changed: everything else.
+_CLASSIFY = """
+CREATE OR REPLACE TEMP TABLE _classified AS
+SELECT b.connection_id, b.run_id, b.payload_hash, b.fetched_at, b.state,
+    CASE
+        WHEN l.run_id IS NULL THEN 'new'
+        WHEN l.payload_hash = b.payload_hash THEN 'unchanged'
+        WHEN b.fetched_at < l.fetched_at THEN 'stale'
+        ELSE 'changed'
+    END AS outcome
+FROM _b_latest b
+LEFT JOIN raw_latest l USING (connection_id, run_id)
+"""
+
+_INSERT_RAW = """
+INSERT INTO raw_runs (connection_id, run_id, payload_hash, payload, fetched_at, state)
+SELECT connection_id, run_id, payload_hash, payload, fetched_at, state
+FROM _b_raw b
+ANTI JOIN raw_runs r USING (connection_id, run_id, payload_hash)
+"""
+
+_UPDATE_LATEST_CHANGED = """
+UPDATE raw_latest SET payload_hash = c.payload_hash, fetched_at = c.fetched_at, state = c.state
+FROM _classified c
+WHERE c.outcome = 'changed'
+    AND raw_latest.connection_id = c.connection_id AND raw_latest.run_id = c.run_id
+"""
+
+# Remember the latest time an unchanged run was seen, so older files stay "stale".
+_UPDATE_LATEST_SEEN = """
+UPDATE raw_latest SET fetched_at = c.fetched_at
+FROM _classified c
+WHERE c.outcome = 'unchanged' AND c.fetched_at > raw_latest.fetched_at
+    AND raw_latest.connection_id = c.connection_id AND raw_latest.run_id = c.run_id
+"""
+
+_INSERT_LATEST = """
+INSERT INTO raw_latest (connection_id, run_id, payload_hash, fetched_at, state)
+SELECT connection_id, run_id, payload_hash, fetched_at, state
+FROM _classified WHERE outcome = 'new'
+"""
+
+# The same unreadable payload for the same reason is recorded once, so loading the same
+# pages twice changes nothing.
+_INSERT_QUARANTINE = """
+INSERT INTO quarantine (connection_id, run_id, reason, payload, payload_hash, fetched_at, source)
+SELECT b.connection_id, b.run_id, b.reason, b.payload, b.payload_hash, b.fetched_at, b.source
+FROM (SELECT DISTINCT ON (connection_id, payload_hash, reason) * FROM _b_quarantine) b
+ANTI JOIN quarantine q
+    ON q.payload_hash = b.payload_hash AND q.reason = b.reason
+    AND q.connection_id IS NOT DISTINCT FROM b.connection_id
+"""
+
+_LATEST_PAYLOADS = """
+SELECT l.connection_id, r.payload, l.fetched_at
+FROM raw_latest l
+JOIN raw_runs r USING (connection_id, run_id, payload_hash)
+ORDER BY l.connection_id, l.run_id
+"""
+
+
+# --- opening the file ------------------------------------------------------------------
+
+_HOLDER = re.compile(r"[Cc]onflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+@contextmanager
+def open_warehouse(
+    path: str | Path, *, lock_timeout_s: float = 30.0, read_only: bool = False
+) -> Iterator[Warehouse]:
+    """Open the warehouse file, waiting up to lock_timeout_s while another process holds it."""
+    con = _connect(Path(path), lock_timeout_s, read_only)
+    try:
+        yield Warehouse(con)
+    finally:
+        con.close()
+
+
+def _connect(path: Path, timeout_s: float, read_only: bool) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WarehouseLockedError(path, _holder(str(exc)), timeout_s) from exc
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+
+
+def _holder(message: str) -> str:
+    m = _HOLDER.search(message)
+    if m is None:
+        return f"another process (DuckDB said: {message.strip()})"
+    return f"process {m.group(2)} ({m.group(1)})"
+
+
+def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> None:
+    # DuckDB 2 refuses new work on a connection with an unfetched result, DML included.
+    con.execute(sql, params or []).fetchall()
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """First column of the first row (or None); fetchall, since fetchone leaves the result open."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _as_utc(at: Any) -> datetime:
+    if not isinstance(at, datetime):
+        raise TypeError(f"expected a datetime, got {type(at).__name__}")
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
