@@ -1,0 +1,44 @@
+"""`itwin-runs simulate`: serve the simulator until Ctrl-C, with time moving in real time."""
+
+from __future__ import annotations
+
+import threading
+
+from pipeline.simulator.config import SimulatorConfig
+from pipeline.simulator.server import SimulatorServer
+
+
+def describe(sim: SimulatorServer) -> str:
+    """The settings a user exports to point `itwin-runs` (or curl) at this simulator."""
+    first = sim.connection_ids[0] if sim.connection_ids else "<connection-id>"
+    return "\n".join(
+        [
+            f"Export API simulator serving on {sim.base_url} (Ctrl-C to stop)",
+            "",
+            f"export ITWIN_API_BASE_URL={sim.base_url}",
+            f"export ITWIN_ACCESS_TOKEN={sim.static_token}",
+            f"export ITWIN_CLIENT_ID={sim.client_id}",
+            f"export ITWIN_CLIENT_SECRET={sim.client_secret}",
+            f"export ITWIN_TOKEN_URL={sim.token_url}",
+            f"export ITWIN_CONNECTION_IDS={','.join(sim.direct_connection_ids)}",
+            f"export ITWIN_IMODEL_IDS={','.join(sim.imodel_ids)}",
+            "",
+            "Try:",
+            f'  curl -H "Authorization: Bearer {sim.static_token}" '
+            f"{sim.base_url}/export/connections/{first}/runs",
+        ]
+    )
+
+
+def serve_forever(port: int, seed: int) -> int:
+    """Serve on 127.0.0.1:`port` until interrupted; simulated time runs 60x real time."""
+    config = SimulatorConfig(seed=seed, realtime_speed=60.0)
+    stop = threading.Event()
+    with SimulatorServer(config, port=port) as sim:
+        print(describe(sim), flush=True)
+        try:
+            while not stop.wait(3600):
+                pass
+        except KeyboardInterrupt:
+            print("\nstopped", flush=True)
+    return 0

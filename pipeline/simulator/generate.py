@@ -1,0 +1,295 @@
+"""Deterministic generation of connections and runs, shared by the server and `pages.py`.
+
+Every run is generated from its own random stream, seeded by (seed, connection, sequence
+number), so any run can be produced alone, in any order, and always comes out the same. A run
+is generated once in its finished form together with the times of its jobs and tasks; `view_at`
+cuts that plan down to what the service would show at an earlier moment (queued, executing).
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.simulator.catalog import CUMULATIVE_WEIGHTS, ERROR_BODIES, ERROR_KINDS
+from pipeline.simulator.timefmt import TICKS_PER_SECOND, format_ticks
+
+Json = dict[str, Any]
+
+_OUTCOMES = ("Success", "Error", "PartialSuccess", "TimedOut", "Canceled", "Skipped")
+_OUTCOME_CUM = (0.70, 0.83, 0.90, 0.94, 0.97, 1.0)
+_JOBS_CUM = (0.25, 0.60, 0.90, 1.0)  # 1-4 jobs, mean 2.25
+_TASKS_CUM = (0.08, 0.19, 0.33, 0.50, 0.67, 0.81, 0.92, 1.0)  # 1-8 tasks, mean 4.5
+_CONNECTOR_TYPES = ("MSTN", "REVIT", "IFC", "DWG", "CIVIL3D", "NWD", "SPPID")
+_PENDING_STATES = ("Queued", "NotStarted", "WaitingToExecute")
+_TIMEOUT_KIND = next(i for i, k in enumerate(ERROR_KINDS) if k.code == "TAE_TMO_1000")
+_TOTAL_WEIGHT = CUMULATIVE_WEIGHTS[-1]
+
+# Attach an error object to this share of Success tasks (the service does that) ...
+_WARNING_RATE = 0.16
+# ... and leave it off this share of failed tasks (it does that too).
+_FAILED_WITHOUT_ERROR = 0.07
+
+
+def uuid_from(bits: int) -> str:
+    """A UUID-shaped id from 128 random bits."""
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def run_stream(seed: int, connection: int, seq: int) -> random.Random:
+    """The random stream of one run: independent of every other run."""
+    return random.Random((((seed & 0xFFFFFFFF) << 22) + connection) * 4_194_304 + seq)
+
+
+def run_head(seed: int, connection: int, seq: int, interval_s: float) -> tuple[str, int]:
+    """A run's id and the gap in ticks since the previous run: the first two draws of its stream."""
+    rng = run_stream(seed, connection, seq)
+    run_id = uuid_from(rng.getrandbits(128))
+    gap_s = max(300.0, rng.expovariate(1.0 / interval_s))
+    return run_id, int(gap_s * TICKS_PER_SECOND)
+
+
+@dataclass(frozen=True, slots=True)
+class Era:
+    """Which optional fields a run carries: older runs lack newer fields, the newest add some."""
+
+    legacy: bool  # no connectorType / exportOutputFileId yet
+    future: bool  # fields the client does not know yet
+
+
+@dataclass(slots=True)
+class TaskPlan:
+    body: Json
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class JobPlan:
+    body: Json
+    start: int
+    end: int
+    tasks: list[TaskPlan]
+
+
+@dataclass(slots=True)
+class RunPlan:
+    """A run in its finished form plus the moments that decide its earlier views."""
+
+    body: Json  # finished form, without connectionId
+    start: int
+    queued_until: int
+    end: int
+    pending_state: str
+    jobs: list[JobPlan]
+    open_end_null: bool  # open runs send endDateTime null (else leave it out)
+
+
+def _pick(rng: random.Random, cumulative: tuple[float, ...]) -> int:
+    return bisect(cumulative, rng.random())
+
+
+def _error(rng: random.Random, kind_index: int | None, era: Era) -> Json:
+    if kind_index is None:
+        kind_index = bisect(CUMULATIVE_WEIGHTS, rng.random() * _TOTAL_WEIGHT)
+        kind_index = min(kind_index, len(ERROR_BODIES) - 1)
+    error = dict(ERROR_BODIES[kind_index])
+    codes = ERROR_KINDS[kind_index].exit_codes
+    error["bridgeExitCode"] = codes[int(rng.random() * len(codes))]
+    quirk = rng.random()
+    if quirk < 0.03:
+        del error["bridgeExitCode"]
+    elif quirk < 0.05:
+        error["phase"] = None
+        error["system"] = None
+    elif quirk < 0.06:
+        error["kbArticleLink"] = None
+    if era.future:
+        error["correlationId"] = uuid_from(rng.getrandbits(128))
+    return error
+
+
+def _task_results(rng: random.Random, outcome: str, n: int, failing: bool) -> list[str]:
+    """Results of one job's tasks, consistent with the run's outcome."""
+    if outcome == "Skipped":
+        return ["Skipped"] * n
+    if not failing:
+        return ["Success"] * n
+    point = int(rng.random() * n)
+    head = ["Success"] * point
+    if outcome == "TimedOut":
+        return [*head, "TimedOut", *(["Canceled"] * (n - point - 1))]
+    if outcome == "Canceled":
+        return [*head, *(["Canceled"] * (n - point))]
+    tail = [
+        "Skipped" if r < 0.4 else ("Error" if r < 0.7 else "Success")
+        for r in (rng.random() for _ in range(n - point - 1))
+    ]
+    return [*head, "Error", *tail]
+
+
+def _job_result(outcome: str, results: list[str], cancelled: str) -> str:
+    if outcome == "Skipped":
+        return "Skipped"
+    if "TimedOut" in results:
+        return "TimedOut"
+    if "Canceled" in results:
+        return cancelled
+    if "Error" in results:
+        return "PartialSuccess" if "Success" in results else "Error"
+    return "Success"
+
+
+def build_run(
+    seed: int, connection: int, seq: int, start: int, interval_s: float, era: Era
+) -> RunPlan:
+    """Generate run `seq` of `connection` in its finished form, starting at `start` ticks."""
+    rng = run_stream(seed, connection, seq)
+    run_id = uuid_from(rng.getrandbits(128))
+    rng.expovariate(1.0 / interval_s)  # the gap, drawn by run_head
+    outcome = _OUTCOMES[_pick(rng, _OUTCOME_CUM)]
+    cancelled = "Cancelled" if rng.random() < 0.35 else "Canceled"
+    # About one run in ten is written with millisecond precision: fewer fractional digits.
+    grain = 10_000 if rng.random() < 0.1 else 1
+    pending_state = _PENDING_STATES[int(rng.random() * 3)]
+    open_end_null = rng.random() < 0.5
+    n_jobs = _pick(rng, _JOBS_CUM) + 1
+    failing_jobs = {int(rng.random() * n_jobs)}
+    if outcome in ("Error", "PartialSuccess") and n_jobs > 1 and rng.random() < 0.3:
+        failing_jobs.add(int(rng.random() * n_jobs))
+    if outcome == "PartialSuccess" and n_jobs > 1:
+        failing_jobs = set(list(failing_jobs)[:1])
+
+    def tick(t: int) -> int:
+        return t - t % grain
+
+    run_start = tick(start)
+    queued_until = run_start + int((1 + rng.random() * 90) * TICKS_PER_SECOND)
+    clock = queued_until
+    jobs: list[JobPlan] = []
+    job_results: list[str] = []
+    for j in range(n_jobs):
+        n_tasks = _pick(rng, _TASKS_CUM) + 1
+        job_id = uuid_from(rng.getrandbits(128))
+        connector = _CONNECTOR_TYPES[int(rng.random() * len(_CONNECTOR_TYPES))]
+        results = _task_results(rng, outcome, n_tasks, j in failing_jobs)
+        if outcome == "PartialSuccess" and n_jobs == 1 and all(r != "Success" for r in results):
+            results[0] = "Success"
+        job_start = tick(clock + int(rng.random() * 3 * TICKS_PER_SECOND))
+        clock = job_start
+        tasks: list[TaskPlan] = []
+        for result in results:
+            duration_s = (
+                0.5 + rng.random() * 3 if result == "Skipped" else 5 + rng.expovariate(1 / 90)
+            )
+            t_start = tick(clock + int(rng.random() * 2 * TICKS_PER_SECOND))
+            t_end = tick(t_start + int(duration_s * TICKS_PER_SECOND))
+            clock = t_end
+            task = _task(rng, result, t_start, t_end, era)
+            tasks.append(TaskPlan(task, t_start, t_end))
+        job_end = tick(clock + int(rng.random() * 40 * TICKS_PER_SECOND))
+        clock = job_end
+        job_result = _job_result(outcome, results, cancelled)
+        job_results.append(job_result)
+        job: Json = {
+            "id": job_id,
+            "startDateTime": format_ticks(job_start),
+            "endDateTime": format_ticks(job_end),
+            "state": "Completed",
+            "result": job_result,
+        }
+        if not era.legacy:
+            job["connectorType"] = connector
+        if era.future:
+            job["jobPriority"] = int(rng.random() * 5)
+        job["tasks"] = [t.body for t in tasks]
+        jobs.append(JobPlan(job, job_start, job_end, tasks))
+    run_end = tick(clock + int((2 + rng.random() * 20) * TICKS_PER_SECOND))
+    body: Json = {
+        "id": run_id,
+        "state": "Completed",
+        "result": _run_result(outcome, job_results, cancelled),
+        "startDateTime": format_ticks(run_start),
+        "endDateTime": format_ticks(run_end),
+        "jobs": [job.body for job in jobs],
+    }
+    if era.future:
+        body["triggerType"] = "Scheduled" if rng.random() < 0.8 else "OnDemand"
+    return RunPlan(body, run_start, queued_until, run_end, pending_state, jobs, open_end_null)
+
+
+def _run_result(outcome: str, job_results: list[str], cancelled: str) -> str:
+    if outcome in ("Success", "Skipped", "TimedOut"):
+        return outcome
+    if outcome == "Canceled":
+        return cancelled
+    if outcome == "PartialSuccess":
+        return "PartialSuccess"
+    return "Error"
+
+
+def _task(rng: random.Random, result: str, start: int, end: int, era: Era) -> Json:
+    failed = result in ("Error", "TimedOut")
+    retries = 0
+    if rng.random() < (0.3 if failed else 0.03):
+        retries = 1 + int(rng.random() * 3)
+    task: Json = {
+        "id": uuid_from(rng.getrandbits(128)),
+        "startDateTime": format_ticks(start),
+        "endDateTime": format_ticks(end),
+        "retryAttempts": retries,
+        "state": "Completed",
+        "result": result,
+    }
+    if not era.legacy:
+        task["exportOutputFileId"] = (
+            uuid_from(rng.getrandbits(128)) if result == "Success" else None
+        )
+    if era.future:
+        task["outputSizeBytes"] = int(rng.expovariate(1 / 5e7)) if result == "Success" else 0
+    draw = rng.random()
+    if failed and draw >= _FAILED_WITHOUT_ERROR:
+        kind = _TIMEOUT_KIND if result == "TimedOut" and draw < 0.7 else None
+        task["error"] = _error(rng, kind, era)
+    elif result == "Success" and draw < _WARNING_RATE:
+        task["error"] = _error(rng, None, era)
+    return task
+
+
+def view_at(plan: RunPlan, now: int) -> Json:
+    """The run as the service shows it at `now`: finished, executing, or still queued."""
+    if now >= plan.end:
+        return plan.body
+    body = plan.body
+    view: Json = {
+        "id": body["id"],
+        "state": plan.pending_state if now < plan.queued_until else "Executing",
+        "result": "Undetermined",
+        "startDateTime": body["startDateTime"],
+    }
+    if plan.open_end_null:
+        view["endDateTime"] = None
+    view["jobs"] = [_job_at(job, now) for job in plan.jobs if job.start <= now]
+    for key in body.keys() - view.keys():
+        view[key] = body[key]
+    return view
+
+
+def _job_at(job: JobPlan, now: int) -> Json:
+    if now >= job.end:
+        return job.body
+    view = {key: value for key, value in job.body.items() if key != "tasks"}
+    view.update(state="Executing", result="Undetermined", endDateTime=None)
+    view["tasks"] = [_task_at(task, now) for task in job.tasks if task.start <= now]
+    return view
+
+
+def _task_at(task: TaskPlan, now: int) -> Json:
+    if now >= task.end:
+        return task.body
+    view = {k: v for k, v in task.body.items() if k not in ("error", "exportOutputFileId")}
+    view.update(state="Executing", result="Undetermined", endDateTime=None)
+    return view
