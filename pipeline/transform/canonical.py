@@ -38,7 +38,7 @@ def payload_hash(payload: Any) -> str:
     try:
         data = canonical_json(payload)
     except UnreadablePayload:
-        data = repr(payload).encode("utf-8", "backslashreplace")
+        data = _safe_repr(payload).encode("utf-8", "backslashreplace")
     return hash_bytes(data)
 
 
@@ -51,7 +51,14 @@ def fallback_text(payload: Any) -> str:
     try:
         return orjson.dumps(payload, option=_OPTIONS | orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
-        return repr(payload).encode("utf-8", "backslashreplace").decode("utf-8")
+        return _safe_repr(payload).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _safe_repr(payload: Any) -> str:
+    try:
+        return repr(payload)
+    except (RecursionError, ValueError):  # absurd nesting; ValueError: huge int digits limit
+        return f"<{type(payload).__name__} too deeply nested to show>"
 
 
 def find_bad_value(payload: Any, root: str = "") -> str | None:
