@@ -34,7 +34,7 @@ class Summary:
     def render(self, *, seconds: float, collected: bool) -> str:
         c = self.counts
         lines = [
-            f"warehouse: {c.get('runs', 0)} runs, {c.get('jobs', 0)} jobs, {c.get('tasks', 0)} tasks, "
+            f"tables: {c.get('runs', 0)} runs, {c.get('jobs', 0)} jobs, {c.get('tasks', 0)} tasks, "
             f"{c.get('task_errors', 0)} task errors, {c.get('quarantine', 0)} quarantined "
             f"({seconds:.1f} s)"
         ]

@@ -3,7 +3,6 @@
 Each body is a few lines calling the pure modules; what they return is metadata.
 """
 
-from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
@@ -151,7 +150,7 @@ def model_asset(name: str, deps: list[str], kind: str) -> dg.AssetsDefinition:
 
 
 def model_assets() -> list[dg.AssetsDefinition]:
-    return [model_asset(m.name, list(m.deps), m.kind) for m in list_models()]
+    return [model_asset(m.name, [*m.sources, *m.deps], m.kind) for m in list_models()]
 
 
 @dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"parquet"})
