@@ -62,7 +62,7 @@ class SimulatorApp:
         self.config = config
         self.world = world
         self.faults: Faults = config.faults
-        self.tokens = TokenStore(config)
+        self.tokens = TokenStore(config, lambda: time.monotonic() + world.advanced_seconds)
         self.requests = requests
         self._transports = transports  # (host, port) of the client -> its transport
         self._limiter = RateLimiter()

@@ -1,7 +1,8 @@
 """Bearer tokens: the configured static token and client-credentials tokens that expire.
 
-Expiry runs on real (monotonic) time, not simulated time, because token renewal is a property
-of the client's wall-clock behaviour; tests use lifetimes of a second or two.
+Expiry runs on real (monotonic) time plus any explicit `world.advance()`: renewal is a property
+of the client's wall-clock behaviour (tests use lifetimes of a second or two), and advancing the
+server's clock past a lifetime must also expire tokens the client still believes valid.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import binascii
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from pipeline.simulator.config import SimulatorConfig
@@ -19,8 +21,11 @@ from pipeline.simulator.config import SimulatorConfig
 class TokenStore:
     """Issues tokens for the configured client and tells which bearer tokens are valid now."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(
+        self, config: SimulatorConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._config = config
+        self._clock = clock
         self._issued: dict[str, float] = {}  # token -> monotonic expiry
         self._lock = threading.Lock()
         self.issued_count = 0
@@ -33,7 +38,7 @@ class TokenStore:
             expiry = self._issued.get(token)
             if expiry is None:
                 return None
-            if time.monotonic() >= expiry:
+            if self._clock() >= expiry:
                 del self._issued[token]
                 return None
         return self._config.client_id
@@ -60,7 +65,7 @@ class TokenStore:
             return 400, {"error": "invalid_scope"}
         token = "sim-issued-" + secrets.token_urlsafe(24)
         with self._lock:
-            self._issued[token] = time.monotonic() + cfg.token_lifetime_s
+            self._issued[token] = self._clock() + cfg.token_lifetime_s
             self.issued_count += 1
         lifetime = max(1, int(cfg.token_lifetime_s))
         return 200, {

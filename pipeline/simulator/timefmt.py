@@ -24,27 +24,26 @@ def datetime_of(ticks: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ticks // 10)
 
 
-_MINUTE_PREFIXES: dict[int, str] = {}
+_DAYS: dict[int, str] = {}
 
 
-def _minute_prefix(minute: int) -> str:
-    prefix = _MINUTE_PREFIXES.get(minute)
-    if prefix is None:
-        if len(_MINUTE_PREFIXES) > 200_000:
-            _MINUTE_PREFIXES.clear()  # bounded memory over very long histories
-        prefix = (_EPOCH + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:")
-        _MINUTE_PREFIXES[minute] = prefix
-    return prefix
+def _day(days: int) -> str:
+    text = _DAYS[days] = (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
+    return text
+
+
+# Every time of day as text, built once (about 5 MB): formatting is then two lookups.
+_HMS = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
 
 
 def format_ticks(ticks: int) -> str:
     """`2020-10-24T02:44:13.4109666Z`, with trailing fractional zeros dropped.
 
-    Hot path of data generation (about 25 calls per run), hence the per-minute prefix cache.
+    Hot path of data generation (about 25 calls per run), hence the lookup tables.
     """
     seconds, fraction = divmod(ticks, TICKS_PER_SECOND)
-    minute, secs = divmod(seconds, 60)
-    prefix = _MINUTE_PREFIXES.get(minute) or _minute_prefix(minute)
+    days, rest = divmod(seconds, 86_400)
+    day = _DAYS.get(days) or _day(days)
     if fraction:
-        return f"{prefix}{secs:02d}.{fraction:07d}".rstrip("0") + "Z"
-    return f"{prefix}{secs:02d}Z"
+        return f"{day}{_HMS[rest]}.{fraction:07d}".rstrip("0") + "Z"
+    return f"{day}{_HMS[rest]}Z"

@@ -99,6 +99,11 @@ class World:
             now += int((time.monotonic() - self._wall_anchor) * speed * TICKS_PER_SECOND)
         return now
 
+    @property
+    def advanced_seconds(self) -> float:
+        """Simulated seconds added by advance() (token expiry counts them too)."""
+        return self._offset / TICKS_PER_SECOND
+
     def advance(self, seconds: float) -> None:
         """Move simulated time forward: open runs progress and scheduled runs appear."""
         if seconds < 0:
@@ -108,7 +113,8 @@ class World:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def _era(self, seq: int) -> Era:
+    def era(self, seq: int) -> Era:
+        """Older runs lack the newer optional fields; the newest carry fields not yet known."""
         n = self.config.runs_per_connection
         return Era(legacy=seq < n // 4, future=seq >= n - max(1, n * 15 // 100))
 
@@ -121,14 +127,20 @@ class World:
         return runs
 
     def _history(self, conn: Connection) -> _Runs:
+        runs = _Runs()
+        for run_id, start in zip(*self.initial_schedule(conn), strict=True):
+            self._append(runs, run_id, start)
+        return runs
+
+    def initial_schedule(self, conn: Connection) -> tuple[list[str], list[int]]:
+        """Ids and start ticks of the runs that exist at the start time, oldest first."""
         cfg = self.config
         seed, n, interval = cfg.seed, cfg.runs_per_connection, cfg.run_interval_s
-        runs = _Runs()
         if n == 0:
-            return runs
+            return [], []
         # The newest initial run started shortly before the start time, so that often it is
         # still queued or executing: the data set begins with open runs that later complete.
-        last = build_run(seed, conn.index, n - 1, self._start, interval, self._era(n - 1))
+        last = build_run(seed, conn.index, n - 1, self._start, interval, self.era(n - 1))
         share = random.Random(f"anchor:{seed}:{conn.index}").random() * 1.6
         start = self._start - int((last.end - last.start) * share)
         heads = [run_head(seed, conn.index, seq, interval) for seq in range(n)]
@@ -136,9 +148,7 @@ class World:
         for seq in range(n - 1, -1, -1):
             starts[seq] = start
             start -= heads[seq][1]
-        for seq in range(n):
-            self._append(runs, heads[seq][0], starts[seq])
-        return runs
+        return [run_id for run_id, _ in heads], starts
 
     def _extend(self, conn: Connection, runs: _Runs, now: int) -> None:
         while runs.starts:
@@ -165,7 +175,7 @@ class World:
         if plan is None:
             cfg = self.config
             plan = build_run(
-                cfg.seed, conn.index, seq, runs.starts[seq], cfg.run_interval_s, self._era(seq)
+                cfg.seed, conn.index, seq, runs.starts[seq], cfg.run_interval_s, self.era(seq)
             )
         if now >= plan.end:
             runs.open_plans.pop(seq, None)

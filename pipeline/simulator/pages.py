@@ -1,0 +1,201 @@
+"""Write generated runs as API list-page files, for the loading benchmarks and `itwin-runs load`.
+
+The pages hold exactly what the simulator would serve at its start time (same generator, same
+seed), written newest first as the service lists them. Runs are generated and written one page
+at a time, so memory stays flat however many runs are asked for; large requests are split by
+connection across processes because generation, not writing, is the cost.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from pipeline.simulator.config import SimulatorConfig
+from pipeline.simulator.generate import build_run, view_at
+from pipeline.simulator.responses import runs_page
+from pipeline.simulator.timefmt import ticks_of
+from pipeline.simulator.world import Connection, World, splice_connection_id
+
+PUBLIC_BASE = "https://api.bentley.com"
+_PARALLEL_FROM = 20_000  # below this, starting worker processes costs more than it saves
+
+
+def write_run_pages(
+    out_dir: str | os.PathLike[str],
+    *,
+    runs: int,
+    page_size: int = 50,
+    seed: int = 7,
+    connections: int | None = None,
+    include_connection_id: bool = True,
+    ndjson: bool = False,
+    workers: int | None = None,
+) -> list[Path]:
+    """Write `runs` runs over `connections` connections as list pages; return the files.
+
+    Each file is one page `{"runs": [...], "_links": {...}}` named `<connection>-<page>.json`;
+    with `ndjson=True` a single `runs.ndjson` holds one page per line instead. Connections
+    default to one per 500 runs (the collection benchmark's shape). Without
+    `include_connection_id` the runs lack `connectionId`, as the real list pages do.
+    """
+    if runs < 0 or page_size < 1:
+        raise ValueError("runs must be >= 0 and page_size >= 1")
+    n_conns = max(1, connections if connections is not None else runs // 500)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    per_conn = [runs // n_conns + (1 if i < runs % n_conns else 0) for i in range(n_conns)]
+    jobs = [
+        _Job(str(out), seed, n_conns, i, count, page_size, include_connection_id, ndjson)
+        for i, count in enumerate(per_conn)
+        if count
+    ]
+    workers = workers or (os.cpu_count() or 1)
+    if workers > 1 and runs >= _PARALLEL_FROM and len(jobs) > 1:
+        _run_in_subprocesses([jobs[i::workers] for i in range(workers)])
+        parts = _expected_order(jobs)
+    else:
+        parts = _run_jobs(jobs)
+    if not ndjson:
+        return parts
+    target = out / "runs.ndjson"
+    with target.open("wb") as sink:
+        for part in parts:
+            with part.open("rb") as source:
+                shutil.copyfileobj(source, sink, 1 << 20)
+            part.unlink()
+    return [target]
+
+
+def _run_in_subprocesses(chunks: list[list[_Job]]) -> None:
+    """Write each chunk in its own Python process.
+
+    Plain subprocesses rather than multiprocessing: they need no `if __name__ == "__main__"`
+    guard in the caller's script, and start the same whatever threads the caller runs.
+    """
+    root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipeline.simulator.pages"],
+            stdin=subprocess.PIPE,
+            env=env,
+        )
+        for chunk in chunks
+        if chunk
+    ]
+    payloads = [orjson.dumps([vars(job) for job in chunk]) for chunk in chunks if chunk]
+    for proc, payload in zip(procs, payloads, strict=True):
+        assert proc.stdin is not None
+        proc.stdin.write(payload)
+        proc.stdin.close()
+    failed = [proc.wait() for proc in procs]
+    if any(failed):
+        raise RuntimeError(f"page writer processes failed with exit codes {failed}")
+
+
+class _Job:
+    """One connection's pages; plain fields, so it can be sent to a worker process as JSON."""
+
+    def __init__(
+        self,
+        out: str,
+        seed: int,
+        connections: int,
+        index: int,
+        runs: int,
+        page_size: int,
+        include_connection_id: bool,
+        ndjson: bool,
+    ) -> None:
+        self.out, self.seed, self.connections, self.index = out, seed, connections, index
+        self.runs, self.page_size = runs, page_size
+        self.include_connection_id, self.ndjson = include_connection_id, ndjson
+
+    def first_path(self) -> Path:
+        suffix = ".ndjson.part" if self.ndjson else "-00000.json"
+        return Path(self.out) / f"{self.index:05d}{suffix}"
+
+
+def _expected_order(jobs: list[_Job]) -> list[Path]:
+    paths: list[Path] = []
+    for job in jobs:
+        if job.ndjson:
+            paths.append(job.first_path())
+        else:
+            pages = -(-job.runs // job.page_size)
+            paths.extend(Path(job.out) / f"{job.index:05d}-{p:05d}.json" for p in range(pages))
+    return paths
+
+
+def _run_jobs(jobs: list[_Job]) -> list[Path]:
+    paths: list[Path] = []
+    for job in jobs:
+        paths.extend(_write_connection(job))
+    return paths
+
+
+def _write_connection(job: _Job) -> list[Path]:
+    config = SimulatorConfig(
+        seed=job.seed, connections=job.connections, runs_per_connection=job.runs
+    )
+    world = World(config)
+    conn = next(c for c in world.connections.values() if c.index == job.index)
+    if job.ndjson:
+        path = job.first_path()
+        with path.open("wb") as sink:
+            for _, page in _pages(world, conn, job):
+                sink.write(page + b"\n")
+        return [path]
+    paths = []
+    for number, page in _pages(world, conn, job):
+        path = Path(job.out) / f"{job.index:05d}-{number:05d}.json"
+        _write(path, page)
+        paths.append(path)
+    return paths
+
+
+def _write(path: Path, data: bytes) -> None:
+    sink: IO[bytes]
+    with path.open("wb") as sink:
+        sink.write(data)
+
+
+def _pages(world: World, conn: Connection, job: _Job) -> Iterator[tuple[int, bytes]]:
+    """The connection's list pages, newest run first, generated a page at a time."""
+    cfg = world.config
+    ids, starts = world.initial_schedule(conn)
+    now = ticks_of(cfg.start_time)
+    base = f"{PUBLIC_BASE}/export/connections/{conn.id}/runs"
+    total, size = len(ids), job.page_size
+    for number, skip in enumerate(range(0, total, size)):
+        batch = []
+        for seq in range(total - 1 - skip, max(-1, total - 1 - skip - size), -1):
+            plan = build_run(
+                cfg.seed, conn.index, seq, starts[seq], cfg.run_interval_s, world.era(seq)
+            )
+            body = orjson.dumps(view_at(plan, now))
+            batch.append(splice_connection_id(body, conn.id) if job.include_connection_id else body)
+        links = {"self": {"href": f"{base}&$skip={skip}&$top={size}"}}
+        if skip + size < total:
+            links["next"] = {"href": f"{base}&$skip={skip + size}&$top={size}"}
+        yield number, runs_page(batch, links)
+
+
+def _worker_main() -> None:
+    """Entry of a worker process: the jobs arrive as JSON on stdin."""
+    _run_jobs([_Job(**fields) for fields in orjson.loads(sys.stdin.buffer.read())])
+
+
+if __name__ == "__main__":
+    _worker_main()
