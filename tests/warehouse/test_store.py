@@ -1,0 +1,174 @@
+"""Loads are exact, idempotent and atomic; rebuild-from-raw equals the direct load."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import orjson
+import pytest
+
+from pipeline.transform.flatten import FetchedRun, flatten_runs
+from pipeline.transform.schema import CORE_TABLES
+from pipeline.warehouse.store import CollectionLogEntry, Warehouse
+from tests.transform.builders import error, job, random_runs, run, task
+
+T = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def snapshot(
+    w: Warehouse, tables: tuple[str, ...] = (*CORE_TABLES, "raw_runs", "raw_latest", "quarantine")
+) -> dict[str, Any]:
+    return {t: w.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+
+
+def load(w: Warehouse, payloads: list[dict[str, Any]], at: datetime = T, conn: str = "c1") -> Any:
+    return w.load(flatten_runs([FetchedRun(conn, copy.deepcopy(p), at) for p in payloads]))
+
+
+@pytest.fixture
+def w() -> Warehouse:
+    return Warehouse(duckdb.connect())
+
+
+def test_loading_the_same_runs_twice_changes_nothing(w: Warehouse) -> None:
+    runs = random_runs(50, seed=3)
+    bad = {"id": "broken", "jobs": "nope"}
+    first = load(w, [*runs, bad]).for_connection("c1")
+    assert (first.new, first.quarantined) == (50, 1)
+    before = snapshot(w)
+    again = load(w, [*runs, bad]).for_connection("c1")
+    assert (again.new, again.changed, again.unchanged) == (0, 0, 50)
+    assert snapshot(w) == before
+
+
+def test_a_run_that_completes_gains_tasks_and_loses_an_error_is_replaced_exactly(
+    w: Warehouse,
+) -> None:
+    running = run(
+        "r1",
+        state="Executing",
+        result="Undetermined",
+        jobs=[job("j1", tasks=[task("t1", result="Error", err=error())])],
+    )
+    other = run("r2")
+    load(w, [running, other])
+    done = run(
+        "r1", jobs=[job("j1", tasks=[task("t1"), task("t2")]), job("j2", tasks=[task("t3")])]
+    )
+    stats = load(w, [done], at=T + timedelta(minutes=5)).for_connection("c1")
+    assert (stats.new, stats.changed) == (0, 1)
+    direct = Warehouse(duckdb.connect())
+    load(direct, [done, other])
+    assert snapshot(w, tuple(CORE_TABLES)) == snapshot(direct, tuple(CORE_TABLES))
+    assert w.con.execute("SELECT count(*) FROM task_errors WHERE run_id = 'r1'").fetchall() == [
+        (0,)
+    ]
+    assert w.con.execute("SELECT count(*) FROM raw_runs WHERE run_id = 'r1'").fetchall() == [(2,)]
+    assert w.open_run_ids("c1") == []
+
+
+def test_open_runs_hashes_and_counts(w: Warehouse) -> None:
+    runs = [run("r1", state="Executing"), run("r2"), {"id": "r3", "jobs": []}]
+    load(w, runs)
+    assert w.open_run_ids("c1") == ["r1", "r3"]  # a missing state is not Completed
+    assert w.stored_run_count("c1") == 3 and w.stored_run_count("other") == 0
+    from pipeline.transform.flatten import payload_hash
+
+    assert w.latest_hashes("c1", ["r1", "zz"]) == {"r1": payload_hash(runs[0])}
+    assert w.latest_hashes("c1", []) == {}
+
+
+def test_an_older_fetch_never_replaces_a_newer_version(w: Warehouse) -> None:
+    load(w, [run("r1")], at=T)
+    stats = load(w, [run("r1", state="Executing")], at=T - timedelta(days=1)).for_connection("c1")
+    assert stats.stale == 1
+    assert w.con.execute("SELECT state FROM runs").fetchall() == [("Completed",)]
+    assert w.con.execute("SELECT count(*) FROM raw_runs").fetchall() == [(2,)]  # kept as history
+
+
+def test_rebuild_from_raw_equals_the_direct_load(w: Warehouse) -> None:
+    runs = random_runs(40, seed=5)
+    runs[0]["surprise"] = {"b": [1, 2], "a": "😀"}
+    runs[1]["jobs"][0]["tasks"][0]["error"] = error(extraField=None)
+    load(w, runs)
+    changed = copy.deepcopy(runs[:10])
+    for r in changed:
+        r["result"] = "Cancelled"
+        r["jobs"] = r["jobs"][:1]
+    load(w, changed, at=T + timedelta(hours=1))
+    expected = snapshot(w, tuple(CORE_TABLES))
+    stats = w.rebuild_from_raw(batch_runs=7)
+    assert stats.total().new == 40
+    assert snapshot(w, tuple(CORE_TABLES)) == expected
+
+
+def test_a_load_failing_midway_leaves_the_previous_state(w: Warehouse) -> None:
+    load(w, random_runs(20, seed=1))
+    before = snapshot(w)
+
+    def explode(label: str) -> None:
+        if label == "INSERT tasks":
+            raise RuntimeError("injected")
+
+    w._between_statements = explode
+    changed = random_runs(20, seed=1)
+    for r in changed:
+        r["state"] = "Executing"
+    with pytest.raises(RuntimeError, match="injected"):
+        load(w, [*changed, *random_runs(5, seed=9)], at=T + timedelta(hours=1))
+    assert snapshot(w) == before
+    w._between_statements = None
+    stats = load(w, changed, at=T + timedelta(hours=1)).for_connection("c1")
+    assert stats.changed == 20
+
+
+def test_strings_are_stored_byte_exact(w: Warehouse) -> None:
+    nasty = '\'); DROP TABLE runs; -- "quoted" \\ back 🚀👩‍👩‍👧 שלום עולם مرحبا \u202e rtl \t\n'
+    r = run(
+        "r'1\"", jobs=[job("j;1", tasks=[task("t--1", err=error(message=nasty, details=nasty))])]
+    )
+    r["note"] = nasty
+    load(w, [r])
+    assert w.con.execute("SELECT message, details FROM task_errors").fetchall() == [(nasty, nasty)]
+    assert w.con.execute("SELECT run_id, job_id FROM jobs").fetchall() == [("r'1\"", "j;1")]
+    (payload,) = w.con.execute("SELECT payload FROM raw_runs").fetchall()[0]
+    assert orjson.loads(payload) == r
+    assert orjson.loads(w.con.execute("SELECT extra FROM runs").fetchall()[0][0]) == {"note": nasty}
+
+
+def test_full_pass_and_collection_log(w: Warehouse) -> None:
+    assert w.last_full_pass("c1") is None
+    w.mark_full_pass("c1", T)
+    w.mark_full_pass("c1", T + timedelta(hours=1))
+    assert w.last_full_pass("c1") == T + timedelta(hours=1)
+    entry = CollectionLogEntry(
+        "col1",
+        "c1",
+        T,
+        T + timedelta(seconds=3),
+        "failed",
+        http_status=403,
+        error_code="InsufficientPermissions",
+        error_message="no",
+        requests=2,
+        throttled_429=1,
+    )
+    w.log_collection(entry)
+    row = w.con.execute(
+        "SELECT outcome, http_status, error_code, throttled_429 FROM collection_log"
+    ).fetchall()
+    assert row == [("failed", 403, "InsufficientPermissions", 1)]
+    assert w.table_counts()["collection_log"] == 1
+
+
+def test_warehouse_on_an_existing_file_reopens_read_only(tmp_path: Any) -> None:
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    load(Warehouse(con), [run("r1")])
+    con.close()
+    ro = duckdb.connect(str(path), read_only=True)
+    assert Warehouse(ro).table_counts()["runs"] == 1
+    ro.close()
