@@ -185,7 +185,9 @@ def cmd_dev(port: int) -> int:
             "ITWIN_IMODEL_IDS": ",".join(sim.imodel_ids),
         }
         env.pop("ITWIN_ACCESS_TOKEN", None)
-        print(f"simulator on {sim.base_url}; Dagster UI on http://127.0.0.1:{port}", file=sys.stderr)
+        print(
+            f"simulator on {sim.base_url}; Dagster UI on http://127.0.0.1:{port}", file=sys.stderr
+        )
         import subprocess
 
         dagster = Path(sys.executable).with_name("dagster")

@@ -263,7 +263,9 @@ class Collector:
         self.progress.connection_finished(result)
         return result
 
-    async def _read_pages(self, connection_id: str, result: ConnectionResult) -> tuple[set[str], bool]:
+    async def _read_pages(
+        self, connection_id: str, result: ConnectionResult
+    ) -> tuple[set[str], bool]:
         """Read pages (all of them, or the newest until one holds nothing new); load in batches.
 
         Returns the run ids seen and whether the list was read to its end.
@@ -286,12 +288,7 @@ class Collector:
                 await self._load(pending, result)
                 pending = []
             self.progress.pages_fetched(connection_id, pages, result.runs_seen)
-            if (
-                result.mode == INCREMENTAL
-                and nothing_new
-                and order.newest_first
-                and page.has_next
-            ):
+            if result.mode == INCREMENTAL and nothing_new and order.newest_first and page.has_next:
                 read_all = False
                 break
         if pending:

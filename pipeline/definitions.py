@@ -33,7 +33,9 @@ def build_definitions(
         assets=[collection, *model_assets(), parquet_reports, html_report],
         asset_checks=all_checks(),
         jobs=[collect_job, report_job],
-        schedules=[collect_schedule(cron or os.environ.get("ITWIN_RUNS_SCHEDULE_CRON") or DEFAULT_CRON)],
+        schedules=[
+            collect_schedule(cron or os.environ.get("ITWIN_RUNS_SCHEDULE_CRON") or DEFAULT_CRON)
+        ],
         resources={
             "itwin_api": itwin_api or ITwinApiResource(),
             "duckdb": DuckDBResource(database=str(data_dir / WAREHOUSE_FILE)),

@@ -71,7 +71,9 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _last_collection(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], list[FailedConnection]]:
+def _last_collection(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[str, int], list[FailedConnection]]:
     try:
         rows = con.execute(
             "select connection_id, outcome, http_status, error_code, error_message, runs_new, "
@@ -98,9 +100,7 @@ def _last_collection(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], li
 
 def read_summary(data_dir: Path, top: int = 5) -> Summary:
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        counts = {
-            t: _count(con, t) for t in ("runs", "jobs", "tasks", "task_errors", "quarantine")
-        }
+        counts = {t: _count(con, t) for t in ("runs", "jobs", "tasks", "task_errors", "quarantine")}
         last, failed = _last_collection(con)
         try:
             causes = top_failure_causes(con, top)

@@ -3,7 +3,6 @@
 Each body is a few lines calling the pure modules; what they return is metadata.
 """
 
-
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,7 +65,10 @@ def reports_dir(duckdb: DuckDBResource) -> Path:
 
 
 def outcome_markdown(result: CollectionResult) -> str:
-    lines = ["| connection | outcome | new | changed | unchanged | requests |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| connection | outcome | new | changed | unchanged | requests |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in result.connections:
         outcome = "ok" if c.ok else f"failed: {c.describe_error()}".replace("|", "/")
         lines.append(

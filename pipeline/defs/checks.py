@@ -27,8 +27,7 @@ def unique_key_check(table: str) -> dg.AssetChecksDefinition:
 
 @dg.multi_asset_check(
     specs=[
-        dg.AssetCheckSpec("no_orphans", asset=child, blocking=True)
-        for child in quality.PARENTS
+        dg.AssetCheckSpec("no_orphans", asset=child, blocking=True) for child in quality.PARENTS
     ],
 )
 def no_orphans(duckdb: DuckDBResource):  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ def collect_schedule(cron: str = DEFAULT_CRON) -> dg.ScheduleDefinition:
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
 
+
 # Models and reports only: rebuild from the warehouse without calling the API.
 report_job = dg.define_asset_job(
     "report_job",

@@ -164,20 +164,30 @@ def _runs_of(
             )
             return
         for run in runs:
-            yield FetchedRun(connection_id, run, fetched_at, source)
+            yield FetchedRun(_connection_of(run, connection_id), run, fetched_at, source)
     elif isinstance(document, dict) and "run" in document:
-        yield FetchedRun(connection_id, document["run"], fetched_at, source)
-    elif isinstance(document, dict) and "id" in document:
-        yield FetchedRun(connection_id, document, fetched_at, source)  # a bare run
+        run = document["run"]
+        yield FetchedRun(_connection_of(run, connection_id), run, fetched_at, source)
+    elif isinstance(document, dict) and "id" in document:  # a bare run
+        yield FetchedRun(_connection_of(document, connection_id), document, fetched_at, source)
     elif isinstance(document, list):
         for run in document:
-            yield FetchedRun(connection_id, run, fetched_at, source)
+            yield FetchedRun(_connection_of(run, connection_id), run, fetched_at, source)
     else:
         reason = (
             f'{source}: not a list page ({{"runs": [...]}}) or a single-run answer '
             '({"run": {...}})'
         )
         yield _reject_document(connection_id, source, document, reason, fetched_at)
+
+
+def _connection_of(run: Any, default: str) -> str:
+    """A saved run names its own connection when it can; `--connection` fills the gaps only."""
+    if isinstance(run, dict):
+        own = run.get("connectionId")
+        if isinstance(own, str) and own:
+            return own
+    return default
 
 
 def _reject(connection_id: str, source: str, data: bytes, reason: str, at: datetime) -> Rejected:

@@ -19,7 +19,15 @@ KNOWN_STATES = (
     "Completed",
     "Queued",
 )
-KNOWN_RESULTS = ("Undetermined", "Success", "Error", "PartialSuccess", "Skipped", "Canceled", "TimedOut")
+KNOWN_RESULTS = (
+    "Undetermined",
+    "Success",
+    "Error",
+    "PartialSuccess",
+    "Skipped",
+    "Canceled",
+    "TimedOut",
+)
 
 # child table -> (parent table, the key columns they share)
 PARENTS = {
@@ -38,7 +46,10 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, table: str) -> int:
     """Number of key values that occur more than once in a core table."""
     key = ", ".join(CORE_TABLES[table][1])
     return int(
-        _scalar(con, f"select count(*) from (select {key} from {table} group by all having count(*) > 1)")
+        _scalar(
+            con,
+            f"select count(*) from (select {key} from {table} group by all having count(*) > 1)",
+        )
     )
 
 

@@ -1,0 +1,114 @@
+"""`itwin-runs` as a user runs it: exit codes, one-line errors and the summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.simulator.config import SimulatorConfig
+from pipeline.simulator.server import SimulatorServer
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("ITWIN_")}
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        env={**CLEAN_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def sim_env(sim: SimulatorServer, data_dir: Path) -> dict[str, str]:
+    return {
+        "ITWIN_API_BASE_URL": sim.base_url,
+        "ITWIN_TOKEN_URL": sim.token_url,
+        "ITWIN_CLIENT_ID": sim.client_id,
+        "ITWIN_CLIENT_SECRET": sim.client_secret,
+        "ITWIN_CONNECTION_IDS": ",".join(sim.direct_connection_ids),
+        "ITWIN_IMODEL_IDS": ",".join(sim.imodel_ids),
+        "ITWIN_RATE_LIMIT_PER_MINUTE": "60000",
+        "ITWIN_RUNS_DATA_DIR": str(data_dir),
+    }
+
+
+def test_partial_failure_exits_1_and_names_connection_and_code(tmp_path: Path) -> None:
+    config = SimulatorConfig(seed=31, connections=3, imodels=1, runs_per_connection=30)
+    with SimulatorServer(config) as sim:
+        bad = sim.direct_connection_ids[0]
+        sim.faults.forbidden_connections.add(bad)
+        done = run_cli(["collect"], sim_env(sim, tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert f"{bad}: HTTP 403, InsufficientPermissions" in done.stdout
+    assert "top failure causes" in done.stdout
+    assert (tmp_path / "reports" / "report.html").exists()
+    assert sim.client_secret not in done.stdout + done.stderr
+
+
+def test_collect_then_report_then_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("ITWIN_"):
+            monkeypatch.delenv(key)
+    config = SimulatorConfig(seed=32, connections=2, imodels=1, runs_per_connection=25)
+    with SimulatorServer(config) as sim:
+        for key, value in sim_env(sim, tmp_path).items():
+            monkeypatch.setenv(key, value)
+        assert main(["collect"]) == 0
+    out = capsys.readouterr().out
+    assert "this collection: 2 connections, 50 new runs" in out
+    assert main(["report"]) == 0
+    assert "tables: 50 runs" in capsys.readouterr().out
+
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    monkeypatch.setenv("ITWIN_RUNS_DATA_DIR", str(tmp_path / "loaded"))
+    code = main(
+        [
+            "load",
+            str(fixtures / "list-runs-200.json"),
+            str(fixtures / "get-run-200.json"),
+            "--connection",
+            "conn-from-flag",
+        ]
+    )
+    assert code == 0
+    assert "tables: 2 runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({"ITWIN_CONNECTION_IDS": "a"}, ["collect"], "no credentials: set ITWIN_ACCESS_TOKEN"),
+        ({"ITWIN_ACCESS_TOKEN": "t"}, ["collect"], "no connections configured"),
+        ({}, ["--config", "/nonexistent/itwin.yaml", "collect"], "cannot read config file"),
+        ({"ITWIN_RUNS_DATA_DIR": "/nonexistent/dir"}, ["report"], "no warehouse at"),
+        ({}, ["load", "/nonexistent/page.json"], "no such file or folder"),
+    ],
+)
+def test_configuration_errors_are_one_line_exit_2(
+    env: dict[str, str], args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("ITWIN_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_malformed_config_file(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("connection_ids: [a\n")
+    assert main(["--config", str(cfg), "collect"]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
