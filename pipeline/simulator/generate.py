@@ -273,8 +273,8 @@ def view_at(plan: RunPlan, now: int) -> Json:
     if plan.open_end_null:
         view["endDateTime"] = None
     view["jobs"] = [_job_at(job, now) for job in plan.jobs if job.start <= now]
-    for key in body.keys() - view.keys():
-        view[key] = body[key]
+    for key in body.keys() - view.keys() - {"endDateTime"}:
+        view[key] = body[key]  # fields beyond the known ones (the "future" era)
     return view
 
 
