@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pipeline.itwin.client import CallStats, ExportApiClient
-from pipeline.itwin.errors import ApiError, ITwinRunsError, NotFoundError
+from pipeline.itwin.errors import ApiError, ITwinRunsError, NotFoundError, describe_failure
 from pipeline.itwin.settings import Settings
 from pipeline.transform.flatten import FetchedRun, flatten_runs, payload_hash
 from pipeline.warehouse.store import CollectionLogEntry, Warehouse
@@ -97,10 +97,7 @@ class ConnectionResult:
     def describe_error(self) -> str:
         if self.error is None:
             return ""
-        err = self.error
-        status = f"HTTP {err.status}" if err.status is not None else "no HTTP status"
-        code = err.code or "no API error code"
-        return f"{status}, {code}: {err.message}"
+        return describe_failure(self.error.status, self.error.code, self.error.message)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.itwin.errors import describe_failure
 from pipeline.report.html import top_failure_causes
 
 
@@ -19,8 +20,8 @@ class FailedConnection:
     error_message: str | None
 
     def describe(self) -> str:
-        status = f"HTTP {self.http_status}" if self.http_status is not None else "no HTTP status"
-        return f"{self.connection_id}: {status}, {self.error_code or 'no API error code'}: {self.error_message or ''}"
+        failure = describe_failure(self.http_status, self.error_code, self.error_message)
+        return f"{self.connection_id}: {failure}"
 
 
 @dataclass
@@ -43,7 +44,8 @@ class Summary:
             lines.append(
                 f"this collection: {lc['connections']} connections, {lc['runs_new']} new runs, "
                 f"{lc['runs_changed']} changed, {lc['runs_unchanged']} unchanged, "
-                f"{lc['requests']} requests ({lc['retries']} retries, {lc['throttled']} answered 429)"
+                f"{lc['requests']} requests ({lc['retries']} retries, "
+                f"{lc['throttled']} answered 429)"
             )
         if collected and self.failed_connections:
             lines.append(f"FAILED connections ({len(self.failed_connections)}):")

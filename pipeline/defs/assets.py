@@ -13,11 +13,11 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline.collection import PROCESS_PROGRESS, CollectionResult, FanOutProgress, collect
 from pipeline.defs.resources import ITwinApiResource
+from pipeline.report.html import write_html_report
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.export import export_parquet
 from pipeline.warehouse.models import REPORT_MODELS, build_models, list_models
 from pipeline.warehouse.store import Warehouse
-from pipeline.report.html import write_html_report
 
 CORE_GROUP = "warehouse"
 MODEL_GROUP = "models"
@@ -25,7 +25,7 @@ REPORT_GROUP = "reports"
 COLLECTION_TABLES = ("raw_runs", *CORE_TABLES, "quarantine", "collection_log")
 
 
-class CollectConfig(dg.Config):  # type: ignore[misc]
+class CollectConfig(dg.Config):
     """Launchpad overrides; empty lists mean "use the resource / environment"."""
 
     connection_ids: list[str] = []
@@ -90,7 +90,7 @@ def collection(
     config: CollectConfig,
     itwin_api: ITwinApiResource,
     duckdb: DuckDBResource,
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult[None]]:
     settings = itwin_api.settings(
         connection_ids=config.connection_ids, imodel_ids=config.imodel_ids
     )
@@ -101,7 +101,7 @@ def collection(
             collect(settings, warehouse, progress=progress, force_full=config.full_pass)
         )
         counts = warehouse.table_counts()
-    shared = {
+    shared: dict[str, Any] = {
         "requests": result.totals.requests,
         "retries": result.totals.retries,
         "throttled_429": result.totals.throttled,
@@ -138,12 +138,9 @@ def model_asset(name: str, deps: list[str], kind: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         description=f"SQL model sql/{name}.sql ({kind})",
     )
-    def _model(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    def _model(duckdb: DuckDBResource) -> dg.MaterializeResult[None]:
         with duckdb.get_connection() as con:
-            build_models(con, [name])
-            metadata: dict[str, Any] = {
-                "row_count": con.execute(f'select count(*) from "{name}"').fetchone()[0]  # type: ignore[index]
-            }
+            metadata: dict[str, Any] = {"row_count": build_models(con, [name])[name]}
             if name == "failure_rate_by_error_code":
                 metadata["top_error_codes"] = dg.MetadataValue.md(top_error_codes_markdown(con))
         return dg.MaterializeResult(metadata=metadata)
@@ -156,7 +153,7 @@ def model_assets() -> list[dg.AssetsDefinition]:
 
 
 @dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"parquet"})
-def parquet_reports(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def parquet_reports(duckdb: DuckDBResource) -> dg.MaterializeResult[None]:
     """Every report model as reports/<model>.parquet, each written atomically."""
     with duckdb.get_connection() as con:
         paths = export_parquet(con, reports_dir(duckdb))
@@ -166,7 +163,7 @@ def parquet_reports(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 @dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"html"})
-def html_report(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def html_report(duckdb: DuckDBResource) -> dg.MaterializeResult[None]:
     """A self-contained page with the headline tables and charts."""
     with duckdb.get_connection() as con:
         path = write_html_report(con, reports_dir(duckdb) / "report.html")

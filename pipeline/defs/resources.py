@@ -11,7 +11,7 @@ import dagster as dg
 from pipeline.itwin.settings import Settings, load_settings
 
 
-class ITwinApiResource(dg.ConfigurableResource):  # type: ignore[misc]
+class ITwinApiResource(dg.ConfigurableResource["ITwinApiResource"]):
     """Where and how to reach the Export API.
 
     Unset fields fall back to the ITWIN_* environment variables and the optional

@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from pipeline.defs.resources import ITwinApiResource
 from pipeline.definitions import build_definitions
+from pipeline.defs.resources import ITwinApiResource
 from pipeline.simulator.config import Faults, SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
 from pipeline.warehouse.models import REPORT_MODELS
