@@ -65,8 +65,8 @@ def _progress() -> Iterator[None]:
 
 def _execute(job_name: str, settings: Settings, run_config: dict[str, Any] | None = None) -> bool:
     """Run a Dagster job in-process on the settings' data dir; True when it succeeded."""
-    from pipeline.defs.resources import ITwinApiResource
     from pipeline.definitions import build_definitions
+    from pipeline.defs.resources import ITwinApiResource
 
     resource = ITwinApiResource(
         base_url=settings.base_url,
