@@ -216,6 +216,23 @@ class World:
             body = self._serialized(conn, runs, seq, self.now_ticks())
             return splice_connection_id(body, connection_id)
 
+    def warm(self, connection_ids: list[str] | None = None) -> int:
+        """Generate and cache every finished run now; returns how many runs were rendered.
+
+        For benchmarks: afterwards a page costs a join of cached bytes (about 0.3 ms for 50
+        runs) instead of generation (a few ms), so the server is not what gets measured.
+        """
+        count = 0
+        for conn_id in connection_ids or list(self.connections):
+            with self._lock:
+                conn = self.connections[conn_id]
+                runs = self._runs_of(conn)
+                now = self.now_ticks()
+                for seq in range(len(runs.ids)):
+                    self._serialized(conn, runs, seq, now)
+                count += len(runs.ids)
+        return count
+
     def run_ids(self, connection_id: str) -> list[str]:
         """Every run id of the connection now, oldest first (for tests and benchmarks)."""
         with self._lock:
