@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,21 +62,30 @@ def _progress() -> Iterator[None]:
         PROCESS_PROGRESS.remove(sink)
 
 
-def _execute(job_name: str, settings: Settings, run_config: dict[str, Any] | None = None) -> bool:
-    """Run a Dagster job in-process on the settings' data dir; True when it succeeded."""
+def _execute(
+    job_name: str,
+    settings: Settings,
+    config_file: Path | None,
+    run_config: dict[str, Any] | None = None,
+) -> bool:
+    """Run a Dagster job in-process on the settings' data dir; True when it succeeded.
+
+    The resource gets the config file's path and the non-secret settings only: the token
+    and client secret are read from the environment or the file when the run starts, so
+    they never enter Dagster's run config, event log or metadata.
+    """
     from pipeline.definitions import build_definitions
     from pipeline.defs.resources import ITwinApiResource
 
     resource = ITwinApiResource(
         base_url=settings.base_url,
-        access_token=settings.access_token.reveal() if settings.access_token else None,
         client_id=settings.client_id,
-        client_secret=settings.client_secret.reveal() if settings.client_secret else None,
         token_url=settings.token_url,
         scope=settings.scope,
         connection_ids=list(settings.connection_ids),
         imodel_ids=list(settings.imodel_ids),
         rate_limit_per_minute=settings.rate_limit_per_minute,
+        config_file=str(config_file) if config_file else None,
     )
     defs = build_definitions(data_dir=settings.data_dir, itwin_api=resource)
     job = defs.resolve_job_def(job_name)
@@ -101,18 +109,46 @@ def _summary(settings: Settings, *, started: float, collected: bool) -> int:
     return EXIT_FAILED if collected and summary.failed_connections else EXIT_OK
 
 
-def cmd_collect(settings: Settings, *, full: bool = False) -> int:
+def cmd_collect(settings: Settings, config_file: Path | None, *, full: bool = False) -> int:
     settings.require_credentials()
     settings.require_targets()
     started = time.monotonic()
     run_config = {"ops": {"collection": {"config": {"full_pass": full}}}}
     with _progress():
-        ok = _execute("collect_job", settings, run_config)
+        ok = _execute("collect_job", settings, config_file, run_config)
     code = _summary(settings, started=started, collected=True)
     return code if ok else EXIT_FAILED
 
 
-def cmd_demo(settings: Settings) -> int:
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration, restoring what was there before."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def simulator_environment(sim: Any) -> dict[str, str]:
+    """The ITWIN_* variables a user would set to point at this simulator (OAuth client)."""
+    return {
+        "ITWIN_API_BASE_URL": sim.base_url,
+        "ITWIN_TOKEN_URL": sim.token_url,
+        "ITWIN_ACCESS_TOKEN": "",
+        "ITWIN_CLIENT_ID": sim.client_id,
+        "ITWIN_CLIENT_SECRET": sim.client_secret,
+        "ITWIN_CONNECTION_IDS": ",".join(sim.direct_connection_ids),
+        "ITWIN_IMODEL_IDS": ",".join(sim.imodel_ids),
+    }
+
+
+def cmd_demo(data_dir: Path) -> int:
     from pipeline.simulator.config import Faults, SimulatorConfig
     from pipeline.simulator.server import SimulatorServer
 
@@ -120,39 +156,27 @@ def cmd_demo(settings: Settings) -> int:
     config = SimulatorConfig(seed=7, faults=Faults(error_5xx_rate=0.03, seed=7))
     with SimulatorServer(config) as sim:
         print(f"simulator listening on {sim.base_url}", file=sys.stderr)
-        demo_settings = replace(
-            settings,
-            base_url=sim.base_url,
-            token_url=sim.token_url,
-            access_token=None,
-            client_id=sim.client_id,
-            client_secret=_secret(sim.client_secret),
-            connection_ids=tuple(sim.direct_connection_ids),
-            imodel_ids=tuple(sim.imodel_ids),
-            rate_limit_per_minute=max(settings.rate_limit_per_minute, 5_000.0),
-        )
-        return cmd_collect(demo_settings)
+        env = simulator_environment(sim)
+        env.update({"ITWIN_RATE_LIMIT_PER_MINUTE": "5000", "ITWIN_RUNS_DATA_DIR": str(data_dir)})
+        with _environment(env):
+            return cmd_collect(load_settings(os.environ), None)
 
 
-def _secret(value: str) -> Any:
-    from pipeline.itwin.settings import Secret
-
-    return Secret(value)
-
-
-def cmd_report(settings: Settings) -> int:
+def cmd_report(settings: Settings, config_file: Path | None) -> int:
     started = time.monotonic()
     if not (settings.data_dir / "warehouse.duckdb").exists():
         raise ConfigError(
             f"no warehouse at {settings.data_dir / 'warehouse.duckdb'}: run `itwin-runs collect` "
             "or `itwin-runs load` first, or set ITWIN_RUNS_DATA_DIR"
         )
-    if not _execute("report_job", settings):
+    if not _execute("report_job", settings, config_file):
         return EXIT_FAILED
     return _summary(settings, started=started, collected=False)
 
 
-def cmd_load(settings: Settings, paths: Sequence[Path], connection: str | None) -> int:
+def cmd_load(
+    settings: Settings, config_file: Path | None, paths: Sequence[Path], connection: str | None
+) -> int:
     from pipeline.warehouse.files import load_files
     from pipeline.warehouse.store import open_warehouse
 
@@ -164,7 +188,7 @@ def cmd_load(settings: Settings, paths: Sequence[Path], connection: str | None) 
     with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
         outcome = load_files(list(paths), warehouse, default_connection_id=connection)
     print(f"loaded {outcome}", file=sys.stderr)
-    if not _execute("report_job", settings):
+    if not _execute("report_job", settings, config_file):
         return EXIT_FAILED
     return _summary(settings, started=started, collected=False)
 
@@ -175,16 +199,7 @@ def cmd_dev(port: int) -> int:
 
     config = SimulatorConfig(seed=7, realtime_speed=60.0)
     with SimulatorServer(config) as sim:
-        env = {
-            **os.environ,
-            "ITWIN_API_BASE_URL": sim.base_url,
-            "ITWIN_TOKEN_URL": sim.token_url,
-            "ITWIN_CLIENT_ID": sim.client_id,
-            "ITWIN_CLIENT_SECRET": sim.client_secret,
-            "ITWIN_CONNECTION_IDS": ",".join(sim.direct_connection_ids),
-            "ITWIN_IMODEL_IDS": ",".join(sim.imodel_ids),
-        }
-        env.pop("ITWIN_ACCESS_TOKEN", None)
+        env = {**os.environ, **simulator_environment(sim)}
         print(
             f"simulator on {sim.base_url}; Dagster UI on http://127.0.0.1:{port}", file=sys.stderr
         )
@@ -214,13 +229,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_dev(args.port)
         settings = _settings(args)
         if args.command == "collect":
-            return cmd_collect(settings, full=args.full)
+            return cmd_collect(settings, args.config, full=args.full)
         if args.command == "demo":
-            return cmd_demo(settings)
+            return cmd_demo(settings.data_dir)
         if args.command == "report":
-            return cmd_report(settings)
+            return cmd_report(settings, args.config)
         if args.command == "load":
-            return cmd_load(settings, args.paths, args.connection)
+            return cmd_load(settings, args.config, args.paths, args.connection)
     except ConfigError as exc:
         print(f"itwin-runs: {exc}", file=sys.stderr)
         return EXIT_USAGE
