@@ -16,6 +16,10 @@ import pyarrow as pa
 
 from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES, JSON_COLUMNS
 
+# Raw JSON compresses ~5x with zstd and checkpoints ~2x faster than with DuckDB's
+# default string compression (measured on generated payloads); it is read rarely.
+COLUMN_COMPRESSION = {("raw_runs", "payload"): "zstd", ("quarantine", "payload"): "zstd"}
+
 # Bookkeeping tables small enough (one row per run or per connection) to enforce keys.
 ENFORCED_KEYS = frozenset({"raw_latest", "full_passes"})
 
@@ -40,10 +44,17 @@ def duckdb_type(field: pa.Field) -> str:
 def create_table_sql(
     name: str, schema: pa.Schema, key: tuple[str, ...], *, primary_key: bool = False
 ) -> str:
-    cols = [f"{f.name} {duckdb_type(f)}{'' if f.nullable else ' NOT NULL'}" for f in schema]
+    cols = [_column_sql(name, f) for f in schema]
     if primary_key and key:
         cols.append(f"PRIMARY KEY ({', '.join(key)})")
     return f"CREATE TABLE IF NOT EXISTS {name} (\n    " + ",\n    ".join(cols) + "\n)"
+
+
+def _column_sql(table: str, field: pa.Field) -> str:
+    sql = f"{field.name} {duckdb_type(field)}"
+    if (table, field.name) in COLUMN_COMPRESSION:
+        sql += f" USING COMPRESSION {COLUMN_COMPRESSION[table, field.name]}"
+    return sql if field.nullable else f"{sql} NOT NULL"
 
 
 def create_core_tables(con: duckdb.DuckDBPyConnection) -> None:

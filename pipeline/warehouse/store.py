@@ -117,9 +117,14 @@ class Warehouse:
         }
         with self._registered(views), self._transaction():
             outcome = self._classify()
-            self._replace_subtrees()
-            self._record_versions()
-            self._run("INSERT quarantine", _INSERT_QUARANTINE)
+            # Statements with nothing to do still scan whole tables; skip them, so a
+            # batch costs what it changes, not what the history holds.
+            kinds = {kind for _, kind, n in outcome if n}
+            if kinds & {"new", "changed"}:
+                self._replace_subtrees(delete="changed" in kinds)
+            self._record_versions(kinds, has_raw=batch.raw.num_rows > 0)
+            if batch.quarantine.num_rows:
+                self._run("INSERT quarantine", _INSERT_QUARANTINE)
         return self._stats(outcome, batch.quarantine)
 
     def _classify(self) -> list[tuple[str, str, int]]:
@@ -129,9 +134,9 @@ class Warehouse:
         ).fetchall()
         return [(str(c), str(o), int(n)) for c, o, n in rows]
 
-    def _replace_subtrees(self) -> None:
+    def _replace_subtrees(self, *, delete: bool) -> None:
         on = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
-        for name in _DELETE_ORDER:
+        for name in _DELETE_ORDER if delete else ():
             self._run(
                 f"DELETE {name}",
                 f"DELETE FROM {name} t USING _classified c WHERE c.outcome = 'changed' AND {on}",
@@ -144,11 +149,15 @@ class Warehouse:
                 f"SEMI JOIN _classified c ON {on} AND c.outcome IN ('new', 'changed')",
             )
 
-    def _record_versions(self) -> None:
-        self._run("INSERT raw_runs", _INSERT_RAW)
-        self._run("UPDATE raw_latest changed", _UPDATE_LATEST_CHANGED)
-        self._run("UPDATE raw_latest unchanged", _UPDATE_LATEST_SEEN)
-        self._run("INSERT raw_latest", _INSERT_LATEST)
+    def _record_versions(self, kinds: set[str], *, has_raw: bool) -> None:
+        if has_raw:
+            self._run("INSERT raw_runs", _INSERT_RAW)
+        if "changed" in kinds:
+            self._run("UPDATE raw_latest changed", _UPDATE_LATEST_CHANGED)
+        if "unchanged" in kinds:
+            self._run("UPDATE raw_latest unchanged", _UPDATE_LATEST_SEEN)
+        if "new" in kinds:
+            self._run("INSERT raw_latest", _INSERT_LATEST)
 
     def _stats(self, outcome: list[tuple[str, str, int]], quarantine: pa.Table) -> LoadStats:
         stats = LoadStats()
@@ -351,11 +360,21 @@ _HOLDER = re.compile(r"[Cc]onflicting lock is held in (.*?) \(PID (\d+)\)")
 
 @contextmanager
 def open_warehouse(
-    path: str | Path, *, lock_timeout_s: float = 30.0, read_only: bool = False
+    path: str | Path,
+    *,
+    lock_timeout_s: float = 30.0,
+    read_only: bool = False,
+    memory_limit: str | None = "512MB",
 ) -> Iterator[Warehouse]:
-    """Open the warehouse file, waiting up to lock_timeout_s while another process holds it."""
+    """Open the warehouse file, waiting up to lock_timeout_s while another process holds it.
+
+    DuckDB caches up to 80% of RAM by default; the limit keeps a load's memory bounded
+    by its batch rather than by the history it has written (it spills beyond it).
+    """
     con = _connect(Path(path), lock_timeout_s, read_only)
     try:
+        if memory_limit:
+            _exec(con, f"SET memory_limit = '{memory_limit}'")
         yield Warehouse(con)
     finally:
         con.close()
