@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import orjson
 
 from pipeline.simulator.cli import describe
 from pipeline.simulator.config import SimulatorConfig
@@ -66,6 +67,31 @@ def test_simulate_serves_until_interrupted() -> None:
         )
         assert answer.status_code == 200 and answer.json()["runs"]
         proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_module_entry_serves_a_sized_simulator_and_stops_on_sigterm() -> None:
+    sizes = ["--connections", "3", "--runs", "7", "--page-cap", "5"]
+    args = ["--json", *sizes, "--proper-links", "--warm"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.simulator", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        info = orjson.loads(proc.stdout.readline())
+        assert len(info["connection_ids"]) == 3
+        page = httpx.get(
+            f"{info['base_url']}/export/connections/{info['connection_ids'][0]}/runs",
+            headers={"Authorization": f"Bearer {info['static_token']}"},
+        ).json()
+        assert len(page["runs"]) == 5 and "/runs?$skip=5" in page["_links"]["next"]["href"]
+        proc.terminate()
         assert proc.wait(timeout=10) == 0
     finally:
         if proc.poll() is None:

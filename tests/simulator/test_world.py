@@ -97,3 +97,11 @@ def test_realtime_speed_moves_the_clock_by_itself() -> None:
 
 def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00")
+
+
+def test_warm_renders_every_run_once_and_changes_nothing() -> None:
+    config = SimulatorConfig(seed=8, connections=2, runs_per_connection=15)
+    cold, warm = World(config), World(config)
+    assert warm.warm() == 30
+    for conn in cold.connections:
+        assert cold.page(conn, 0, 100) == warm.page(conn, 0, 100)
