@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,12 +149,23 @@ def simulator_environment(sim: Any) -> dict[str, str]:
     }
 
 
+def _this_hour() -> datetime:
+    """The simulated world ends now (to the hour), so freshness and stuck-run checks read true."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def cmd_demo(data_dir: Path) -> int:
     from pipeline.simulator.config import Faults, SimulatorConfig
     from pipeline.simulator.server import SimulatorServer
 
     # Mild transient faults the client must ride out; nothing that fails a connection.
-    config = SimulatorConfig(seed=7, faults=Faults(error_5xx_rate=0.03, seed=7))
+    config = SimulatorConfig(
+        seed=7,
+        connections=8,
+        runs_per_connection=150,
+        start_time=_this_hour(),
+        faults=Faults(error_5xx_rate=0.05, seed=7),
+    )
     with SimulatorServer(config) as sim:
         print(f"simulator listening on {sim.base_url}", file=sys.stderr)
         env = simulator_environment(sim)
@@ -197,7 +209,7 @@ def cmd_dev(port: int) -> int:
     from pipeline.simulator.config import SimulatorConfig
     from pipeline.simulator.server import SimulatorServer
 
-    config = SimulatorConfig(seed=7, realtime_speed=60.0)
+    config = SimulatorConfig(seed=7, realtime_speed=60.0, start_time=_this_hour())
     with SimulatorServer(config) as sim:
         env = {**os.environ, **simulator_environment(sim)}
         print(

@@ -51,7 +51,7 @@ class Summary:
             lines.append(f"FAILED connections ({len(self.failed_connections)}):")
             lines += [f"  {f.describe()}" for f in self.failed_connections]
         if self.top_causes:
-            lines.append("top failure causes (failed tasks by error code, phase, system):")
+            lines.append("top failure causes (failed tasks per error code in its phase / system):")
             for row in self.top_causes:
                 lines.append(
                     f"  {row.failed_tasks:>6}  {row.share:6.1%}  {row.error_code}  "
