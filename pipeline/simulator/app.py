@@ -83,22 +83,30 @@ class SimulatorApp:
             reply = await self._token(scope, receive, headers)
             await self._deliver(send, reply, record)
             return
-        limit_headers: list[tuple[bytes, bytes]] = []
-        denied = self._authorize_and_limit(headers, limit_headers)
-        if denied is None:
-            reply = self._route(scope["method"], raw_path, query, headers)
-            reply.headers.extend(limit_headers)
-        else:
-            reply = denied
-        url = f"{raw_path}?{query}"
+        await self._api(scope, send, record)
+
+    async def _api(self, scope: Scope, send: Send, record: RecordedRequest) -> None:
+        """Answer an Export API call: auth, rate limit, route, then the drawn faults."""
+        faults = self.faults
+        url = f"{record.path}?{record.query}"
         attempt = self._attempts.get(url, 0)
         self._attempts[url] = attempt + 1
         chosen = draw(faults, url, attempt)
+        fault = chosen.fault
+        limit_headers: list[tuple[bytes, bytes]] = []
+        reply = self._authorize_and_limit(record.headers, limit_headers)
+        if reply is None:
+            if fault in (Fault.ERROR_5XX, Fault.DROP_BEFORE):
+                reply = r.Reply(200, b"")  # never sent: spare the rendering
+            else:
+                reply = self._route(record.method, record.path, record.query, record.headers)
+            reply.headers.extend(limit_headers)
         if chosen.slow:
             await asyncio.sleep(faults.slow_seconds)
-        fault = chosen.fault
         if fault is Fault.ERROR_5XX:
             reply = r.server_error((500, 502, 503, 504)[int(chosen.rng.random() * 4)])
+            if reply.status == 503 and chosen.rng.random() < 0.5:
+                reply.headers.append((b"retry-after", b"1"))  # gateways sometimes say when
         elif fault in (Fault.TRUNCATED, Fault.NON_JSON, Fault.DRIP) and reply.status != 200:
             fault = None
         record.fault = fault.value if fault else None
