@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
 from pipeline.simulator import responses as r
 from pipeline.simulator.auth import TokenStore
@@ -38,12 +38,17 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 @dataclass
 class RecordedRequest:
-    """One request as received; `status` is filled in once answered (0: connection dropped)."""
+    """One request as received; `status` is filled in once answered (0: connection dropped).
+
+    `path` is the raw path as sent (percent-escapes kept, to see exactly what arrived);
+    `query` is percent-decoded for reading (`$top=2`), `raw_query` as sent (`%24top=2`).
+    """
 
     method: str
     path: str
     query: str
     headers: dict[str, str]
+    raw_query: str = ""
     at: float = field(default_factory=time.time)
     status: int | None = None
     fault: str | None = None
@@ -74,7 +79,7 @@ class SimulatorApp:
         raw_path = scope["raw_path"].decode("latin-1")
         query = scope["query_string"].decode("latin-1")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        record = RecordedRequest(scope["method"], raw_path, query, headers)
+        record = RecordedRequest(scope["method"], raw_path, unquote(query), headers, query)
         self.requests.append(record)
         faults = self.faults
         if faults.latency_s > 0:
@@ -88,7 +93,7 @@ class SimulatorApp:
     async def _api(self, scope: Scope, send: Send, record: RecordedRequest) -> None:
         """Answer an Export API call: auth, rate limit, route, then the drawn faults."""
         faults = self.faults
-        url = f"{record.path}?{record.query}"
+        url = f"{record.path}?{record.raw_query}"
         attempt = self._attempts.get(url, 0)
         self._attempts[url] = attempt + 1
         chosen = draw(faults, url, attempt)
@@ -99,7 +104,7 @@ class SimulatorApp:
             if fault in (Fault.ERROR_5XX, Fault.DROP_BEFORE):
                 reply = r.Reply(200, b"")  # never sent: spare the rendering
             else:
-                reply = self._route(record.method, record.path, record.query, record.headers)
+                reply = self._route(record.method, record.path, record.raw_query, record.headers)
             reply.headers.extend(limit_headers)
         if chosen.slow:
             await asyncio.sleep(faults.slow_seconds)

@@ -165,7 +165,7 @@ def test_requests_are_recorded_with_headers_and_status(
     (seen,) = sim.requests
     assert seen.method == "GET"
     assert seen.path == f"/export/connections/{sim.connection_ids[0]}/runs"
-    assert seen.query == "%24top=2"
+    assert seen.query == "$top=2" and seen.raw_query == "%24top=2"
     assert seen.headers["authorization"] == f"Bearer {sim.static_token}"
     assert seen.status == 200 and seen.fault is None
 
