@@ -109,7 +109,10 @@ def test_retry_after_form_waits_what_it_should_never_more_than_the_cap(
 @pytest.mark.parametrize(
     "form",
     [None, "http-date", "garbage"]
-    + [pytest.param(f, marks=pytest.mark.slow) for f in ("past-date", "0", "-5", "99999", "missing")],
+    + [
+        pytest.param(f, marks=pytest.mark.slow)
+        for f in ("past-date", "0", "-5", "99999", "missing")
+    ],
 )
 def test_server_rate_limit_in_every_retry_after_form_ends_identical(
     form: str | None, tmp_path: Path, baselines: Baselines, caplog: pytest.LogCaptureFixture

@@ -1,0 +1,221 @@
+"""Kill -9 at random points of a collection, and two collections on one warehouse.
+
+Each trial copies a warehouse holding an older state of the simulated world, runs a whole
+collection of the newer world in a child process (tests/reliability/crash_child.py) and
+kills it with SIGKILL: at a hook point (fetching, flattening, a statement inside the load
+transaction, a Parquet temp file written, the HTML report) or after a random delay. Then:
+the warehouse opens without repair, has no duplicate keys or orphans, every run in it is
+whole (exactly its old or its new version), no Parquet file under its final name is torn,
+and the next collection is Identical to a fault-free one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.report.html import write_html_report
+from pipeline.simulator.config import SimulatorConfig
+from pipeline.simulator.server import SimulatorServer
+from pipeline.warehouse.export import export_parquet
+from pipeline.warehouse.models import REPORT_MODELS
+from pipeline.warehouse.store import open_warehouse
+from tests.reliability.conftest import trials
+from tests.reliability.helpers import Snapshot, half_loaded_runs, integrity_problems
+from tests.support import collect_once, sim_settings, snapshot
+
+ROOT = Path(__file__).parents[2]
+SIZES: dict[str, Any] = dict(seed=61, connections=3, imodels=1, runs_per_connection=40, page_cap=8)
+ADVANCE_S = 4 * 86_400.0  # new runs and state changes between the two collections
+POINTS = ("fetch", "flatten", "html", "load", "parquet")
+BATCHES = (8, 40, 2_000)  # runs per load: many small transactions, or one per connection
+
+
+@dataclass
+class World:
+    """The simulator after `advance`, the old warehouse to start from, and both snapshots."""
+
+    sim: SimulatorServer
+    template: Path
+    old: Snapshot
+    new: Snapshot
+    calibration: dict[int, dict[str, Any]]  # batch size -> hook counts and seconds, uncrashed
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("crash-world")
+    with SimulatorServer(SimulatorConfig(**SIZES)) as sim:
+        finish(collect_once(sim_settings(sim, root / "template")), root / "template")
+        old = snapshot(root / "template" / "warehouse.duckdb")
+        sim.world.advance(ADVANCE_S)
+        finish(collect_once(sim_settings(sim, root / "new"), force_full=True), root / "new")
+        new = snapshot(root / "new" / "warehouse.duckdb")
+        assert old != new
+        w = World(sim, root / "template", old, new, {})
+        for batch in BATCHES:
+            w.calibration[batch] = calibrate(w, root / f"calibrate-{batch}", batch)
+        yield w
+
+
+def calibrate(w: World, data_dir: Path, batch: int) -> dict[str, Any]:
+    """How often each hook point is reached, and how long the work takes, without a crash."""
+    shutil.copytree(w.template, data_dir)
+    child = start_child(child_env(w.sim, data_dir, CRASH_BATCH=str(batch)))
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "started"
+    started = time.monotonic()
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    counts = json.loads(out.splitlines()[-1])["counts"]
+    assert set(counts) == set(POINTS), counts
+    assert snapshot(data_dir / "warehouse.duckdb") == w.new
+    return {"counts": counts, "seconds": time.monotonic() - started}
+
+
+def finish(result: Any, data_dir: Path) -> None:
+    assert result.ok, [c.describe_error() for c in result.failed]
+    with open_warehouse(data_dir / "warehouse.duckdb") as w:
+        export_parquet(w.con, data_dir / "reports")
+        write_html_report(w.con, data_dir / "reports" / "report.html")
+
+
+def child_env(sim: SimulatorServer, data_dir: Path, **extra: str) -> dict[str, str]:
+    settings = {
+        "base_url": sim.base_url,
+        "token_url": sim.token_url,
+        "client_id": sim.client_id,
+        "client_secret": sim.client_secret,
+        "connection_ids": sim.direct_connection_ids,
+        "imodel_ids": sim.imodel_ids,
+        "data_dir": str(data_dir),
+    }
+    return {**os.environ, "PYTHONPATH": str(ROOT), "CRASH_SETTINGS": json.dumps(settings), **extra}
+
+
+def start_child(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.crash_child"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def after_crash_problems(data_dir: Path, w: World) -> list[str]:
+    """Everything wrong with a warehouse and reports a killed collection left behind."""
+    path = data_dir / "warehouse.duckdb"
+    problems: list[str] = []
+    try:
+        with open_warehouse(path, lock_timeout_s=10) as reopened:
+            reopened.table_counts()
+    except Exception as exc:  # the point: it must open without manual repair
+        return [f"does not reopen: {exc!r}"]
+    problems += integrity_problems(path)
+    state = snapshot(path)
+    half = half_loaded_runs(state, w.old, w.new)
+    if half:
+        problems.append(f"{len(half)} runs neither their old nor their new version: {half[:3]}")
+    for parquet in sorted((data_dir / "reports").glob("*.parquet")):
+        try:
+            pq.read_table(parquet)
+        except Exception as exc:
+            problems.append(f"torn {parquet.name}: {exc!r}")
+    page = data_dir / "reports" / "report.html"
+    if page.exists() and not page.read_text(encoding="utf-8").endswith("</html>\n"):
+        problems.append("torn report.html")
+    return problems
+
+
+def next_collection_problems(data_dir: Path, w: World) -> list[str]:
+    result = collect_once(sim_settings(w.sim, data_dir))
+    if not result.ok:
+        return [f"next collection failed: {[c.describe_error() for c in result.failed]}"]
+    finish(result, data_dir)
+    problems = []
+    if snapshot(data_dir / "warehouse.duckdb") != w.new:
+        problems.append("next collection not Identical")
+    leftovers = [p.name for p in (data_dir / "reports").glob(".*.tmp")]
+    if leftovers:
+        problems.append(f"temp files left: {leftovers}")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        for model in REPORT_MODELS:
+            rows = pq.read_table(data_dir / "reports" / f"{model}.parquet").num_rows
+            if rows != con.execute(f"select count(*) from {model}").fetchall()[0][0]:
+                problems.append(f"{model}.parquet differs from its model")
+    return problems
+
+
+def crash_trial(w: World, data_dir: Path, rng: random.Random, *, at: str | None) -> dict[str, Any]:
+    """One trial: at "point:n", or (None) a kill after a random delay."""
+    shutil.copytree(w.template, data_dir)
+    batch = rng.choice(BATCHES)
+    calibration = w.calibration[batch]
+    if at is not None:
+        at = f"{at}:{rng.randint(1, calibration['counts'][at])}"
+    extra = {"CRASH_AT": at or "", "CRASH_BATCH": str(batch)}
+    child = start_child(child_env(w.sim, data_dir, **extra))
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "started"  # imports done; the work begins
+    if at is None:
+        time.sleep(rng.uniform(0.0, calibration["seconds"]))
+        child.kill()  # SIGKILL
+    out, err = child.communicate(timeout=120)
+    killed = child.returncode == -9
+    problems = after_crash_problems(data_dir, w)
+    if not problems:
+        problems = next_collection_problems(data_dir, w)
+    if not killed and child.returncode != 0:
+        problems.append(f"child failed on its own: {err[-500:]}")
+    return {"at": at or "random delay", "batch": batch, "killed": killed, "problems": problems}
+
+
+def run_trials(w: World, root: Path, count: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    outcomes = []
+    for i in range(count):
+        # Alternate hook points (all of them in turn) with random-delay kills.
+        at = POINTS[(i // 2) % len(POINTS)] if i % 2 == 0 else None
+        outcomes.append(crash_trial(w, root / f"trial-{i}", rng, at=at))
+    failures = [o for o in outcomes if o["problems"]]
+    by_point: dict[str, int] = {}
+    for o in outcomes:
+        if o["killed"]:
+            key = o["at"].split(":")[0]
+            by_point[key] = by_point.get(key, 0) + 1
+    return {
+        "trials": len(outcomes),
+        "killed": sum(o["killed"] for o in outcomes),
+        "killed_by_point": by_point,
+        "failures": len(failures),
+        "calibration_seconds": {b: round(c["seconds"], 2) for b, c in w.calibration.items()},
+        "failure_details": [(o["at"], o["problems"]) for o in failures][:5],
+    }
+
+
+def test_kill_9_trials_quick(tmp_path: Path, world: World, figures: list[Any]) -> None:
+    summary = run_trials(world, tmp_path, 10, seed=1)
+    figures.append({"figure": "crash_trials_quick", **summary})
+    assert summary["killed"] >= 7, summary
+    assert summary["failures"] == 0, summary["failure_details"]
+
+
+@pytest.mark.slow
+def test_kill_9_trials_many(tmp_path: Path, world: World, figures: list[Any]) -> None:
+    summary = run_trials(world, tmp_path, trials("crash_trials", 60), seed=2)
+    figures.append({"figure": "crash_trials", **summary})
+    assert summary["failures"] == 0, summary["failure_details"]
