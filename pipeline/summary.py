@@ -67,10 +67,10 @@ class Summary:
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     try:
-        row = con.execute(f'select count(*) from "{table}"').fetchone()
+        rows = con.execute(f'select count(*) from "{table}"').fetchall()
     except duckdb.CatalogException:
         return 0
-    return int(row[0]) if row else 0
+    return int(rows[0][0]) if rows else 0
 
 
 def _last_collection(

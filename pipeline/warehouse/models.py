@@ -137,12 +137,12 @@ def _create_statement(model: Model) -> str:
 def _drop_if_other_kind(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     # `create or replace view` cannot replace a table (nor the reverse), which happens when
     # a model changes materialization between versions.
-    row = con.execute(
+    rows = con.execute(
         "select table_type from information_schema.tables "
         "where table_schema = current_schema() and table_name = ?",
         [model.name],
-    ).fetchone()
-    existing = {"VIEW": "view", "BASE TABLE": "table"}.get(row[0]) if row else None
+    ).fetchall()
+    existing = {"VIEW": "view", "BASE TABLE": "table"}.get(rows[0][0]) if rows else None
     if existing is not None and existing != model.materialization:
         con.execute(f"drop {existing} {model.name}")
 
@@ -168,8 +168,8 @@ def build_models(
                 con.execute(_create_statement(model))
             except duckdb.Error as exc:
                 raise ModelError(f"{model.path.name}: {exc}") from exc
-            row = con.execute(f"select count(*) from {model.name}").fetchone()
-            counts[model.name] = int(row[0]) if row else 0
+            rows = con.execute(f"select count(*) from {model.name}").fetchall()
+            counts[model.name] = int(rows[0][0]) if rows else 0
         con.commit()
     except BaseException:
         con.rollback()

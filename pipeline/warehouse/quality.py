@@ -38,8 +38,10 @@ PARENTS = {
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
-    row = con.execute(sql, params or []).fetchone()
-    return row[0] if row else None
+    # fetchall, not fetchone: DuckDB 2 leaves a fetchone result open and the next
+    # statement on the connection fails with "unfinished result".
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
 
 
 def duplicate_keys(con: duckdb.DuckDBPyConnection, table: str) -> int:
