@@ -1,0 +1,69 @@
+"""The Dagster code location: its graph, schedule and resource settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipeline.definitions import build_definitions
+from pipeline.defs.resources import ITwinApiResource
+from pipeline.warehouse.models import REPORT_MODELS, list_models
+
+
+def test_one_asset_per_sql_file_with_declared_deps(tmp_path: Path) -> None:
+    defs = build_definitions(data_dir=tmp_path)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    models = list_models()
+    assert {m.name for m in models} <= keys
+    for model in models:
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(model.name)).parent_keys}
+        assert parents == {*model.deps, *model.sources}, model.name
+    for report in ("parquet_reports", "html_report"):
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(report)).parent_keys}
+        assert parents == set(REPORT_MODELS)
+
+
+def test_schedule_is_hourly_unless_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ITWIN_RUNS_SCHEDULE_CRON", raising=False)
+    schedule = build_definitions(data_dir=tmp_path).resolve_schedule_def("collect_schedule")
+    assert schedule.cron_schedule == "0 * * * *"
+    assert schedule.job_name == "collect_job"
+    monkeypatch.setenv("ITWIN_RUNS_SCHEDULE_CRON", "*/15 * * * *")
+    schedule = build_definitions(data_dir=tmp_path).resolve_schedule_def("collect_schedule")
+    assert schedule.cron_schedule == "*/15 * * * *"
+
+
+def test_blocking_checks_guard_the_models(tmp_path: Path) -> None:
+    defs = build_definitions(data_dir=tmp_path)
+    graph = defs.resolve_asset_graph()
+    blocking = {
+        (key.asset_key.to_user_string(), key.name)
+        for key in graph.asset_check_keys
+        if graph.get_check_spec(key).blocking
+    }
+    assert {
+        ("runs", "unique_key"),
+        ("tasks", "no_orphans"),
+        ("task_errors", "no_orphans"),
+    } <= blocking
+
+
+def test_resource_settings_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("connection_ids: [from-file]\nscope: file-scope\n")
+    monkeypatch.setenv("ITWIN_CLIENT_SECRET", "env-secret")
+    monkeypatch.setenv("ITWIN_SCOPE", "env-scope")
+    resource = ITwinApiResource(
+        client_id="svc", config_file=str(cfg), base_url="http://127.0.0.1:1"
+    )
+    settings = resource.settings()
+    assert settings.connection_ids == ("from-file",)
+    assert settings.scope == "env-scope"
+    assert settings.base_url == "http://127.0.0.1:1"
+    assert settings.client_secret is not None and settings.client_secret.reveal() == "env-secret"
+    assert resource.settings(connection_ids=["launchpad"]).connection_ids == ("launchpad",)
