@@ -212,6 +212,10 @@ def cmd_dev(port: int) -> int:
     config = SimulatorConfig(seed=7, realtime_speed=60.0, start_time=_this_hour())
     with SimulatorServer(config) as sim:
         env = {**os.environ, **simulator_environment(sim)}
+        # A persistent instance, so schedule state and run history survive restarts.
+        home = Path(env.get("DAGSTER_HOME") or ".dagster_home").resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        env["DAGSTER_HOME"] = str(home)
         print(
             f"simulator on {sim.base_url}; Dagster UI on http://127.0.0.1:{port}", file=sys.stderr
         )
