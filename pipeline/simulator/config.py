@@ -22,19 +22,23 @@ class Faults:
     Random faults are drawn from `seed`, the request's path and query, and how many times that
     same URL was asked before, so a retry gets a fresh draw and a run is reproducible whatever
     the order concurrent requests arrive in.
+
+    Order of checks on an API call: latency, auth (401), rate limit (429 with Retry-After and
+    x-ratelimit-* headers), per-connection sets (404 unknown, 403 forbidden, 429 or 503
+    permanent), then one random fault: drop (half before any byte, half mid-body; half of
+    each a TCP reset), 5xx (500 JSON, 502 HTML, 503 text, 504 empty), truncated or HTML body
+    on a 200, or a drip; `slow_rate` adds `slow_seconds` on top. The token endpoint only sees
+    latency and `token_endpoint_failures` (503s). Every request lands in `sim.requests`.
     """
 
     rate_limit_per_minute: float | None = None
     # None: Retry-After is the integer seconds to wait. Otherwise a literal form to send:
     # "http-date", "past-date", "missing", or the header value itself ("0", "-5", "garbage", ...).
     retry_after: str | None = None
-    rate_limit_window_s: float = 60.0
     error_5xx_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 2.0
     drip_rate: float = 0.0
-    drip_chunk_bytes: int = 512
-    drip_interval_s: float = 0.05
     truncated_rate: float = 0.0
     non_json_rate: float = 0.0
     drop_rate: float = 0.0
@@ -46,6 +50,11 @@ class Faults:
     foreign_next_link: str | None = None
     token_endpoint_failures: int = 0
     seed: int = 0
+    # Finer controls: the rate limit's window, and how a drip is paced (at most about 20
+    # chunks of at least drip_chunk_bytes, drip_interval_s apart).
+    rate_limit_window_s: float = 60.0
+    drip_chunk_bytes: int = 512
+    drip_interval_s: float = 0.05
 
 
 @dataclass
@@ -56,8 +65,6 @@ class SimulatorConfig:
     connections: int = 6
     imodels: int = 2
     runs_per_connection: int = 60
-    # Mean simulated time between two runs of one connection; sets how many runs advance() adds.
-    run_interval_s: float = 6 * 3600.0
     page_cap: int = 50
     malformed_next_links: bool = True
     order: RunOrder = "newest_first"
@@ -66,9 +73,13 @@ class SimulatorConfig:
     static_token: str = "sim-static-token-7f3a9c"  # noqa: S105
     client_id: str = "sim-client"
     client_secret: str = "sim-secret-d41d8cd9"  # noqa: S105
-    scope: str = "itwin-platform"
     # None: simulated time moves only through world.advance(). Otherwise simulated seconds per
     # wall-clock second (what `itwin-runs simulate` uses).
     realtime_speed: float | None = None
-    start_time: datetime = DEFAULT_START
     faults: Faults = field(default_factory=Faults)
+    # Beyond the interface the client tests rely on:
+    # mean simulated time between two runs of one connection (how many runs advance() adds),
+    run_interval_s: float = 6 * 3600.0
+    # the simulated "now" at start, and the scope issued tokens carry.
+    start_time: datetime = DEFAULT_START
+    scope: str = "itwin-platform"
