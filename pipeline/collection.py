@@ -24,6 +24,8 @@ log = logging.getLogger("pipeline.collection")
 
 FULL = "full"
 INCREMENTAL = "incremental"
+# A "last full pass" this old makes the next collection of a connection a full pass.
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Progress(Protocol):
@@ -272,6 +274,7 @@ class Collector:
         order = _OrderWatch()
         pages = 0
         read_all = True
+        deferred_full: datetime | None = None
         async for page in self.client.list_runs(connection_id, stats=result.stats):
             pages += 1
             order.observe(page.runs)
@@ -282,6 +285,8 @@ class Collector:
             nothing_new = await self._page_is_unchanged(connection_id, page.runs, page_ids)
             pending.extend(fetched)
             if len(pending) >= self.batch_runs:
+                if result.mode == INCREMENTAL and deferred_full is None:
+                    deferred_full = await self._defer_full_pass(connection_id)
                 await self._load(pending, result)
                 pending = []
             self.progress.pages_fetched(connection_id, pages, result.runs_seen)
@@ -290,7 +295,20 @@ class Collector:
                 break
         if pending:
             await self._load(pending, result)
+        if deferred_full is not None:
+            await self._db(self.warehouse.mark_full_pass, connection_id, deferred_full)
         return seen, read_all
+
+    async def _defer_full_pass(self, connection_id: str) -> datetime:
+        """Make the next collection a full pass until this read has loaded all it found.
+
+        A batch loaded before the read ends makes the newest pages look unchanged, so after
+        a crash or failure the next incremental read would stop before the older new runs
+        this one never loaded. Returns the real last full pass, to restore at the end.
+        """
+        last: datetime | None = await self._db(self.warehouse.last_full_pass, connection_id)
+        await self._db(self.warehouse.mark_full_pass, connection_id, _LONG_AGO)
+        return last or _LONG_AGO
 
     async def _page_is_unchanged(
         self, connection_id: str, runs: list[Any], run_ids: list[str]
