@@ -13,6 +13,8 @@ from urllib.parse import quote
 from pipeline.itwin.errors import InvalidIdError
 
 _FORBIDDEN = frozenset("/?#%")
+# Real ids are GUIDs (36 characters); a far longer one is a mistake or an attack on the URL.
+MAX_ID_LENGTH = 256
 
 
 def validate_id(value: object, parameter: str) -> str:
@@ -21,6 +23,8 @@ def validate_id(value: object, parameter: str) -> str:
         raise InvalidIdError(parameter, f"expected a string, got {type(value).__name__}")
     if value == "":
         raise InvalidIdError(parameter, "is empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidIdError(parameter, f"longer than {MAX_ID_LENGTH} characters ({len(value)})")
     if value in (".", ".."):
         raise InvalidIdError(parameter, f"{value!r} is not an id")
     for ch in value:
