@@ -160,12 +160,15 @@ def next_collection_problems(data_dir: Path, w: World) -> list[str]:
     return problems
 
 
-def crash_trial(w: World, data_dir: Path, rng: random.Random, *, at: str | None) -> dict[str, Any]:
-    """One trial: at "point:n", or (None) a kill after a random delay."""
+def crash_trial(
+    w: World, data_dir: Path, rng: random.Random, *, at: str | None, batch: int | None = None
+) -> dict[str, Any]:
+    """One trial: at "point" (its n-th time drawn at random), "point:n", or (None) a kill
+    after a random delay."""
     shutil.copytree(w.template, data_dir)
-    batch = rng.choice(BATCHES)
+    batch = batch or rng.choice(BATCHES)
     calibration = w.calibration[batch]
-    if at is not None:
+    if at is not None and ":" not in at:
         at = f"{at}:{rng.randint(1, calibration['counts'][at])}"
     extra = {"CRASH_AT": at or "", "CRASH_BATCH": str(batch)}
     child = start_child(child_env(w.sim, data_dir, **extra))
@@ -205,6 +208,14 @@ def run_trials(w: World, root: Path, count: int, seed: int) -> dict[str, Any]:
         "calibration_seconds": {b: round(c["seconds"], 2) for b, c in w.calibration.items()},
         "failure_details": [(o["at"], o["problems"]) for o in failures][:5],
     }
+
+
+def test_a_crash_between_batches_of_an_incremental_read_is_caught_up(
+    tmp_path: Path, world: World
+) -> None:
+    """Regression: newer pages loaded, older new runs not; the next read must not stop early."""
+    outcome = crash_trial(world, tmp_path / "t", random.Random(0), at="flatten:3", batch=8)
+    assert outcome["killed"] and outcome["problems"] == []
 
 
 def test_kill_9_trials_quick(tmp_path: Path, world: World, figures: list[Any]) -> None:
