@@ -230,3 +230,24 @@ def test_kill_9_trials_many(tmp_path: Path, world: World, figures: list[Any]) ->
     summary = run_trials(world, tmp_path, trials("crash_trials", 60), seed=2)
     figures.append({"figure": "crash_trials", **summary})
     assert summary["failures"] == 0, summary["failure_details"]
+
+
+# --- two collections on one warehouse ----------------------------------------------------
+
+
+@pytest.mark.parametrize("lock_timeout", ["30", "0.2"])
+def test_two_collections_started_together(tmp_path: Path, world: World, lock_timeout: str) -> None:
+    """Both finish (the second waited), or the second fails naming the first; never damage."""
+    data_dir = tmp_path / "shared"
+    shutil.copytree(world.template, data_dir)
+    env = child_env(world.sim, data_dir, CRASH_LOCK_TIMEOUT=lock_timeout)
+    children = [start_child(env), start_child(env)]
+    outcomes = [(c.pid, *c.communicate(timeout=180), c.returncode) for c in children]
+    winners = [pid for pid, _, _, code in outcomes if code == 0]
+    losers = [(pid, err) for pid, _, err, code in outcomes if code != 0]
+    assert winners, outcomes
+    for _pid, err in losers:
+        assert lock_timeout != "30", f"a 30 s wait is enough here: {err[-300:]}"
+        assert "WarehouseLockedError" in err and f"process {winners[0]}" in err, err[-500:]
+    assert integrity_problems(data_dir / "warehouse.duckdb") == []
+    assert snapshot(data_dir / "warehouse.duckdb") == world.new
