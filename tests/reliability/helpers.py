@@ -56,7 +56,8 @@ def integrity_problems(path: Path) -> list[str]:
         for table, key in KEYS.items():
             cols = ", ".join(key)
             dupes = con.execute(
-                f"select count(*) from (select {cols} from {table} group by all having count(*) > 1)"
+                f"select count(*) from "
+                f"(select {cols} from {table} group by all having count(*) > 1)"
             ).fetchall()[0][0]
             if dupes:
                 problems.append(f"{table}: {dupes} duplicate keys")

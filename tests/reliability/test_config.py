@@ -52,7 +52,11 @@ def config_cases(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
         "secret without id": (["collect"], {**TARGET, "ITWIN_CLIENT_SECRET": "s"}, "credentials"),
         "no connections": (["collect"], CREDS, "ITWIN_CONNECTION_IDS"),
         "missing config file": (["--config", str(tmp / "nope.yaml"), "collect"], {}, "nope.yaml"),
-        "config file is a folder": (["--config", str(tmp / "folder.yaml"), "collect"], {}, "folder"),
+        "config file is a folder": (
+            ["--config", str(tmp / "folder.yaml"), "collect"],
+            {},
+            "folder",
+        ),
         "malformed YAML": (["--config", str(tmp / "bad.yaml"), "collect"], {}, "YAML"),
         "not a mapping": (["--config", str(tmp / "list.yaml"), "collect"], {}, "mapping"),
         "unknown setting": (["--config", str(tmp / "unknown.yaml"), "collect"], {}, "clinet_id"),
@@ -115,8 +119,22 @@ def test_the_client_verifies_tls_certificates() -> None:
 def test_a_self_signed_https_api_is_refused_and_gets_no_token(tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
         check=True,
         capture_output=True,
     )

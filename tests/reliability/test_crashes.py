@@ -177,7 +177,7 @@ def crash_trial(
     if at is None:
         time.sleep(rng.uniform(0.0, calibration["seconds"]))
         child.kill()  # SIGKILL
-    out, err = child.communicate(timeout=120)
+    _out, err = child.communicate(timeout=120)
     killed = child.returncode == -9
     problems = after_crash_problems(data_dir, w)
     if not problems:
