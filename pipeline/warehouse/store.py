@@ -192,6 +192,26 @@ class Warehouse:
             raise
         _exec(self.con, "COMMIT")
 
+    @contextmanager
+    def bulk(self, checkpoint_every: str = "256MB") -> Iterator[None]:
+        """Many loads in a row: checkpoint by the given WAL size instead of DuckDB's 16 MB.
+
+        Each commit still goes to the WAL, so every batch stays atomic and durable. But a
+        checkpoint rewrites each table's last, partly filled row group (122,880 rows), and
+        one every ~16 MB rewrites the same raw payloads again and again: loading 100k runs
+        in 20 batches cost 2x the time of a single insert (raw_runs alone 10.4 s against
+        4.6 s, measured). The last checkpoint runs on the way out.
+        """
+        (previous,) = self.con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[
+            0
+        ]
+        _exec(self.con, f"SET checkpoint_threshold = '{checkpoint_every}'")
+        try:
+            yield
+            _exec(self.con, "CHECKPOINT")
+        finally:
+            _exec(self.con, f"SET checkpoint_threshold = '{previous}'")
+
     # --- rebuilding --------------------------------------------------------------------
 
     def rebuild_from_raw(self, *, batch_runs: int = 5_000) -> LoadStats:

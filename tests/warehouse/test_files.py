@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.warehouse.files import load_files
 from pipeline.warehouse.store import Warehouse
+from pipeline.warehouse.worker import WorkerFailedError, batches_from_worker
 from tests.transform.builders import random_runs, run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -106,3 +107,27 @@ def test_a_json_file_holding_ndjson_is_accepted(tmp_path: Path, w: Warehouse) ->
     lines = [json.dumps({"runs": [r]}) for r in random_runs(3, seed=4, connection_id="c1")]
     (tmp_path / "pages.json").write_text("\n".join(lines))
     assert load_files([tmp_path / "pages.json"], w).runs_loaded == 3
+
+
+def test_a_reading_worker_process_loads_exactly_what_one_process_loads(tmp_path: Path) -> None:
+    runs = random_runs(30, seed=5, connection_id="c1")
+    runs[3]["jobs"] = "not a list"  # quarantined, with its reason, either way
+    write_pages(tmp_path / "pages", runs)
+    (tmp_path / "pages" / "broken.json").write_text('{"runs": [')
+    loaded = {}
+    for worker in (False, True):
+        w = Warehouse(duckdb.connect())
+        summary = load_files([tmp_path / "pages"], w, batch_runs=8, worker=worker)
+        tables = {
+            name: w.con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
+            for name in ("runs", "jobs", "tasks", "task_errors", "raw_runs", "quarantine")
+        }
+        loaded[worker] = (str(summary), tables)
+    assert loaded[True] == loaded[False]
+    assert "2 quarantined (1 unreadable" in loaded[True][0]
+
+
+def test_a_failing_reading_worker_fails_the_load_loudly(tmp_path: Path) -> None:
+    bad_request = batches_from_worker([tmp_path], "c", "not a number")  # type: ignore[arg-type]
+    with pytest.raises(WorkerFailedError, match="reading the files failed"):
+        list(bad_request)

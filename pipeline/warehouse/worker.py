@@ -1,0 +1,103 @@
+"""Read and flatten files in a child process while this one writes DuckDB.
+
+Parsing and flattening are Python-bound and DuckDB's inserts are not, so with two cores
+they overlap. The child (`python -m pipeline.warehouse.worker`, a fresh interpreter, so
+nothing of the caller's state or main module is re-run) writes each batch to its
+stdout as a length-prefixed pickle of Arrow tables; the pipe's small buffer makes it
+wait while the loader is behind, which bounds memory to about two batches. Batches
+arrive in file order and each is loaded in its own transaction, as in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+import subprocess
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline.itwin.errors import ITwinRunsError
+from pipeline.warehouse.reading import FileBatch, flattened_batches
+
+_HEADER = struct.Struct("<Q")
+_BATCH, _FAILED = b"B", b"F"
+
+
+class WorkerFailedError(ITwinRunsError):
+    """The reading process failed or died; nothing after its last batch was loaded."""
+
+
+def batches_from_worker(
+    files: Sequence[Path], connection_id: str, batch_runs: int
+) -> Iterator[FileBatch]:
+    """The same batches as `flattened_batches`, made in a child process."""
+    request = {"files": [str(f) for f in files], "connection": connection_id, "batch": batch_runs}
+    child = subprocess.Popen(  # our own interpreter and module
+        [sys.executable, "-m", "pipeline.warehouse.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        child.stdin.write(json.dumps(request).encode())
+        child.stdin.close()
+        yield from _receive(child.stdout)
+        if child.wait() != 0:
+            raise WorkerFailedError(f"the file reading process exited with code {child.returncode}")
+    finally:
+        if child.poll() is None:
+            child.kill()  # the loader stopped early (an error, Ctrl-C): stop reading too
+            child.wait()
+        child.stdout.close()
+
+
+def _receive(stream: IO[bytes]) -> Iterator[FileBatch]:
+    while True:
+        kind = stream.read(1)
+        if not kind:
+            return
+        (size,) = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
+        body = _read_exactly(stream, size)
+        if kind == _FAILED:
+            raise WorkerFailedError(f"reading the files failed:\n{body.decode()}")
+        item = pickle.loads(body)  # noqa: S301 - written by our own child process
+        if not isinstance(item, FileBatch):
+            raise WorkerFailedError(f"unexpected message from the reading process: {type(item)}")
+        yield item
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise WorkerFailedError("the file reading process stopped in the middle of a batch")
+    return data
+
+
+def _send(stream: IO[bytes], kind: bytes, body: bytes) -> None:
+    stream.write(kind + _HEADER.pack(len(body)))
+    stream.write(body)
+    stream.flush()
+
+
+def main() -> int:
+    """The child: read the request on stdin, write batches to stdout."""
+    request: dict[str, Any] = json.loads(sys.stdin.buffer.read())
+    out = sys.stdout.buffer
+    files = [Path(f) for f in request["files"]]
+    try:
+        for item in flattened_batches(files, request["connection"], request["batch"]):
+            _send(out, _BATCH, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+    except BrokenPipeError:
+        return 1  # the loader went away; it reports why
+    except Exception:
+        _send(out, _FAILED, traceback.format_exc().encode())
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
