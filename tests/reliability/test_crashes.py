@@ -226,6 +226,7 @@ def test_kill_9_trials_quick(tmp_path: Path, world: World, figures: list[Any]) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_kill_9_trials_many(tmp_path: Path, world: World, figures: list[Any]) -> None:
     summary = run_trials(world, tmp_path, trials("crash_trials", 60), seed=2)
     figures.append({"figure": "crash_trials", **summary})

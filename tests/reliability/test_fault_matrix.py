@@ -90,6 +90,7 @@ def test_fault_matrix_quick(tmp_path: Path, baselines: Baselines, figures: list[
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_fault_matrix_many_seeds(tmp_path: Path, baselines: Baselines, figures: list[Any]) -> None:
     count = trials("matrix_seeds", 60)
     summary = run_matrix(range(1000, 1000 + count), tmp_path, baselines)

@@ -176,6 +176,7 @@ def test_generated_hostile_pages_load_or_quarantine(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_generated_hostile_pages_many(
     seeded: tuple[Path, Any], tmp_path: Path, figures: list[Any]
 ) -> None:
