@@ -201,8 +201,8 @@ def _schema_of(fields: dict[str, str]) -> pa.Schema:
 
 
 def _no_repeats(parent: pa.Array, ids: pa.Array) -> None:
-    if len(ids) < 2:
-        return
+    if len(ids) < 2 or pc.count_distinct(ids).as_py() == len(ids):
+        return  # ids unique in the whole batch (GUIDs, as a rule), so within each parent
     pairs = pa.table({"parent": parent, "id": ids})
     if pairs.group_by(["parent", "id"]).aggregate([]).num_rows != len(ids):
         raise _Decline
@@ -228,25 +228,28 @@ def _extra(level: _Level, names: list[str], text: bytes) -> pa.Array:
     if not names:
         return pa.nulls(n, pa.string())
     pieces: list[pa.Array] = []
-    slow = pa.array([False] * n)
+    slow: pa.Array | None = None
     for name in names:
         key = orjson.dumps(name)
         values = pc.struct_field(level.values, name)
         value_text, unsure = _as_json(values)
         if values.null_count and key + b":null" in text:
-            unsure = pc.or_(unsure, pc.is_null(values))
-        slow = pc.or_(slow, unsure)
+            unsure = (
+                pc.or_(unsure, pc.is_null(values)) if unsure is not None else pc.is_null(values)
+            )
+        if unsure is not None:
+            slow = unsure if slow is None else pc.or_(slow, unsure)
         pieces.append(pc.binary_join_element_wise("," + key.decode() + ":", value_text, ""))
     joined = pc.binary_join_element_wise(*pieces, "", null_handling="replace")
     # Each present field brought a leading comma; the first one becomes the brace.
-    fast = pc.if_else(
-        pc.equal(joined, ""),
-        pa.scalar(None, pa.string()),
-        pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", ""),
-    )
-    if not pc.any(slow).as_py():
+    fast = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
+    if any(p.null_count for p in pieces):  # rows with no extra field at all: NULL
+        fast = pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), fast)
+    if slow is None:
         return fast
     rows = pc.indices_nonzero(slow).to_pylist()
+    if not rows:
+        return fast
     dicts = level.dicts()
     by_row = {row: _extra_of(dicts[row], names) for row in rows}
     mask = pa.array([i in by_row for i in range(n)])
@@ -254,16 +257,16 @@ def _extra(level: _Level, names: list[str], text: bytes) -> pa.Array:
     return pc.if_else(mask, replacement, fast)
 
 
-def _as_json(values: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """JSON text of each value, and where that text is not known to be exact."""
-    unsure = pa.array([False] * len(values))
+def _as_json(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """JSON text of each value, and where that text is not known to be exact (None: nowhere)."""
     if values.type == pa.int64():
-        return pc.cast(values, pa.string()), unsure
+        return pc.cast(values, pa.string()), None
     if values.type == pa.bool_():
-        return pc.if_else(values, "true", "false"), unsure
+        return pc.if_else(values, "true", "false"), None
     if values.type == pa.string():
-        unsure = pc.fill_null(pc.match_substring_regex(values, _NEEDS_ESCAPE), False)
-        return pc.binary_join_element_wise('"', values, '"', ""), unsure
+        escapes = pc.fill_null(pc.match_substring_regex(values, _NEEDS_ESCAPE), False)
+        text = pc.binary_join_element_wise('"', values, '"', "")
+        return text, escapes if pc.any(escapes).as_py() else None
     # Anything else (numbers, nested values, all-null fields): the rows that have it.
     return pa.nulls(len(values), pa.string()), pc.is_valid(values)
 
