@@ -65,7 +65,7 @@ class ApiSession:
         self._totals = totals
         self._rng = rng or random.Random()
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
-        self._slots = asyncio.Semaphore(max(1, settings.max_concurrency))
+        self._slots = asyncio.Semaphore(max(1, settings.in_flight_limit))
 
     async def get_object(
         self, url: httpx.URL, *, stats: CallStats, connection_id: str | None
