@@ -17,7 +17,7 @@ from pipeline.report.html import write_html_report
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.export import export_parquet
 from pipeline.warehouse.models import REPORT_MODELS, build_models, list_models
-from pipeline.warehouse.store import Warehouse
+from pipeline.warehouse.store import open_warehouse
 
 CORE_GROUP = "warehouse"
 MODEL_GROUP = "models"
@@ -95,8 +95,11 @@ def collection(
         connection_ids=config.connection_ids, imodel_ids=config.imodel_ids
     )
     progress = FanOutProgress(DagsterLogProgress(context.log), *PROCESS_PROGRESS)
-    with duckdb.get_connection() as con:
-        warehouse = Warehouse(con)
+    # open_warehouse rather than duckdb.get_connection(): a second collection waits a
+    # bounded time for the file lock and then fails naming the process that holds it.
+    with open_warehouse(
+        warehouse_path(duckdb), lock_timeout_s=settings.lock_timeout_s
+    ) as warehouse:
         result = asyncio.run(
             collect(settings, warehouse, progress=progress, force_full=config.full_pass)
         )

@@ -71,6 +71,7 @@ class Settings:
     backoff_cap_s: float = 60.0
     max_pages: int = 10_000
     full_pass_every_s: float = 86_400.0
+    lock_timeout_s: float = 30.0  # how long a collection waits for another's warehouse lock
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -112,3 +112,34 @@ def test_malformed_config_file(tmp_path: Path, capsys) -> None:
     cfg.write_text("connection_ids: [a\n")
     assert main(["--config", str(cfg), "collect"]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_collect_while_another_process_holds_the_warehouse(tmp_path: Path) -> None:
+    """The second writer waits its bounded time, then fails naming the lock holder."""
+    import duckdb
+
+    config = SimulatorConfig(seed=33, connections=2, imodels=1, runs_per_connection=10)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('locked', flush=True); time.sleep(60)",
+            str(tmp_path / "warehouse.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        cfg = tmp_path / "itwin.yaml"
+        cfg.write_text("lock_timeout_s: 1\n")
+        with SimulatorServer(config) as sim:
+            done = run_cli(["--config", str(cfg), "collect"], sim_env(sim, tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1
+    assert f"PID {holder.pid}" in done.stderr or str(holder.pid) in done.stderr, done.stderr
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        assert con.execute("select 1").fetchall() == [(1,)]
