@@ -17,7 +17,9 @@ from pipeline.itwin.errors import ConfigError, ITwinRunsError
 from pipeline.itwin.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's console log would repeat every failure with stack traces; the CLI prints its
+# own one-line errors and summary instead (-v shows our own debug log).
+QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +77,8 @@ def _execute(
     and client secret are read from the environment or the file when the run starts, so
     they never enter Dagster's run config, event log or metadata.
     """
+    from dagster import DagsterEventType
+
     from pipeline.definitions import build_definitions
     from pipeline.defs.resources import ITwinApiResource
 
@@ -94,11 +98,22 @@ def _execute(
     result = job.execute_in_process(run_config=config, raise_on_error=False)
     if not result.success:
         for event in result.all_events:
-            if event.is_failure and event.step_failure_data is not None:
-                err = event.step_failure_data.error
-                message = err.message.strip().splitlines()[-1] if err else "unknown error"
+            if event.event_type == DagsterEventType.STEP_FAILURE:
+                message = _root_cause(event.step_failure_data.error)
                 print(f"itwin-runs: step {event.step_key} failed: {message}", file=sys.stderr)
     return bool(result.success)
+
+
+def _root_cause(error: Any) -> str:
+    """The first error in the chain that is not Dagster's wrapper, as one line."""
+    while error is not None and error.cls_name and error.cls_name.startswith("Dagster"):
+        if error.cause is None:
+            break
+        error = error.cause
+    if error is None:
+        return "unknown error"
+    lines = error.message.strip().splitlines()
+    return lines[0] if lines else error.cls_name or "unknown error"
 
 
 def _summary(settings: Settings, *, started: float, collected: bool) -> int:
