@@ -118,9 +118,16 @@ def _root_cause(error: Any) -> str:
 
 def _summary(settings: Settings, *, started: float, collected: bool) -> int:
     """Print runs, failed connections, top causes and output paths; return the exit code."""
+    import duckdb
+
     from pipeline.summary import read_summary
 
-    summary = read_summary(settings.data_dir)
+    try:
+        summary = read_summary(settings.data_dir)
+    except duckdb.Error as exc:  # e.g. another process holds the file
+        reason = str(exc).strip().splitlines()[0]
+        print(f"itwin-runs: no summary, cannot read the warehouse: {reason}", file=sys.stderr)
+        return EXIT_FAILED
     print(summary.render(seconds=time.monotonic() - started, collected=collected))
     return EXIT_FAILED if collected and summary.failed_connections else EXIT_OK
 
