@@ -196,13 +196,14 @@ def collect_child(args: argparse.Namespace) -> None:
         data_dir=Path(args.data),
     )
     with open_warehouse(Path(args.data) / "warehouse.duckdb") as warehouse:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = asyncio.run(collect(settings, warehouse))
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         open_runs = sum(len(warehouse.open_run_ids(c)) for c in info["connection_ids"])
     t = result.totals
     out = {
         "wall_s": wall,
+        "cpu_s": cpu,
         "requests": t.requests,
         "pages": t.pages,
         "retries": t.retries,
@@ -231,11 +232,16 @@ def bench_collect(connections: int, runs: int, latency: float, rate: int) -> dic
     results = []
     try:
         for label in ("first", "next"):
+            sim_cpu = psutil.Process(sim.pid).cpu_times()
             m = run_watched(cmd, dict(os.environ))
+            sim_after = psutil.Process(sim.pid).cpu_times()
             if m.returncode != 0:
                 raise RuntimeError(f"collection failed:\n{m.stderr[-3000:]}")
             r = json.loads(m.stdout.strip().splitlines()[-1])
             r["process_wall_s"] = m.wall_s
+            r["simulator_cpu_s"] = (sim_after.user + sim_after.system) - (
+                sim_cpu.user + sim_cpu.system
+            )
             r["peak_tree_mb"] = m.peak_tree_mb
             results.append(r)
             print(f"  {label}: {json.dumps(r)}", flush=True)

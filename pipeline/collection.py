@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from pipeline.itwin.client import CallStats, ExportApiClient
 from pipeline.itwin.errors import ApiError, ITwinRunsError, NotFoundError, describe_failure
 from pipeline.itwin.settings import Settings
 from pipeline.transform.flatten import FetchedRun, flatten_runs, payload_hash
-from pipeline.warehouse.store import CollectionLogEntry, Warehouse
+from pipeline.warehouse.store import CollectionLogEntry, LoadStats, Warehouse
 
 log = logging.getLogger("pipeline.collection")
 
@@ -159,6 +159,51 @@ class _OrderWatch:
             self.previous = key
 
 
+@dataclass
+class _Submission:
+    runs: list[FetchedRun]
+    done: asyncio.Future[LoadStats]
+
+
+class _MergingLoader:
+    """Loads that connections ask for while another load runs are merged into one.
+
+    Each connection still waits until its own runs are committed, but 200 connections
+    finishing together cost a few transactions of thousands of runs, not 200 small ones
+    (each has a fixed cost of several statements and a commit). A merged batch holds
+    runs of different connections only, so no run can meet another version of itself
+    that it would not have met alone.
+    """
+
+    def __init__(self, load: Callable[[list[FetchedRun]], Awaitable[LoadStats]]) -> None:
+        self._load = load
+        self._queue: list[_Submission] = []
+        self._busy = False
+
+    async def submit(self, runs: list[FetchedRun]) -> LoadStats:
+        done: asyncio.Future[LoadStats] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Submission(list(runs), done))
+        if not self._busy:
+            self._busy = True
+            try:
+                while self._queue:
+                    taken, self._queue = self._queue, []
+                    await self._apply(taken)
+            finally:
+                self._busy = False
+        return await done
+
+    async def _apply(self, taken: list[_Submission]) -> None:
+        try:
+            stats = await self._load([run for s in taken for run in s.runs])
+        except Exception as exc:  # every waiting connection sees the failure
+            for s in taken:
+                s.done.set_exception(exc)
+            return
+        for s in taken:
+            s.done.set_result(stats)
+
+
 class Collector:
     """Collect every configured connection concurrently and keep the warehouse current."""
 
@@ -172,6 +217,7 @@ class Collector:
         now: Callable[[], datetime] = _utcnow,
         batch_runs: int = 2_000,
         force_full: bool = False,
+        max_held_runs: int = 5_000,
     ) -> None:
         self.client = client
         self.warehouse = warehouse
@@ -179,11 +225,16 @@ class Collector:
         self.progress: Progress = progress or _NoProgress()
         self.now = now
         self.batch_runs = batch_runs
+        # Runs fetched but not yet handed to the loader, over all connections: past this,
+        # a connection loads what it holds before reading on, which bounds memory.
+        self.max_held_runs = max_held_runs
+        self._held = 0
         self.force_full = force_full
         self.collection_id = uuid.uuid4().hex
         # DuckDB connections are not safe for concurrent use; loads also take long enough
         # that they belong off the event loop, so requests keep flowing meanwhile.
         self._db_lock = asyncio.Lock()
+        self._loader = _MergingLoader(self._flatten_and_load)
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         async with self._db_lock:
@@ -192,7 +243,9 @@ class Collector:
     async def run(self) -> CollectionResult:
         started = self.now()
         connection_ids, failures = await self._resolve_connections()
-        results = await asyncio.gather(*(self._collect_one(cid) for cid in connection_ids))
+        # Many small loads in a row: checkpoint by WAL size, not every 16 MB (see bulk()).
+        with self.warehouse.bulk():
+            results = await asyncio.gather(*(self._collect_one(cid) for cid in connection_ids))
         totals = CallStats()
         for r in [*failures, *results]:
             totals.add(r.stats)
@@ -275,26 +328,39 @@ class Collector:
         pages = 0
         read_all = True
         deferred_full: datetime | None = None
-        async for page in self.client.list_runs(connection_id, stats=result.stats):
-            pages += 1
-            order.observe(page.runs)
-            fetched = [FetchedRun(connection_id, run, page.fetched_at) for run in page.runs]
-            page_ids = [rid for rid in map(_run_id, page.runs) if rid is not None]
-            seen.update(page_ids)
-            result.runs_seen += len(page.runs)
-            nothing_new = await self._page_is_unchanged(connection_id, page.runs, page_ids)
-            pending.extend(fetched)
-            if len(pending) >= self.batch_runs:
-                if result.mode == INCREMENTAL and deferred_full is None:
-                    deferred_full = await self._defer_full_pass(connection_id)
-                await self._load(pending, result)
-                pending = []
-            self.progress.pages_fetched(connection_id, pages, result.runs_seen)
-            if result.mode == INCREMENTAL and nothing_new and order.newest_first and page.has_next:
-                read_all = False
-                break
+        try:
+            async for page in self.client.list_runs(connection_id, stats=result.stats):
+                pages += 1
+                order.observe(page.runs)
+                fetched = [FetchedRun(connection_id, run, page.fetched_at) for run in page.runs]
+                page_ids = [rid for rid in map(_run_id, page.runs) if rid is not None]
+                seen.update(page_ids)
+                result.runs_seen += len(page.runs)
+                # Only an incremental read stops early; a full one need not ask the warehouse.
+                nothing_new = result.mode == INCREMENTAL and await self._page_is_unchanged(
+                    connection_id, page.runs, page_ids
+                )
+                pending.extend(fetched)
+                self._held += len(fetched)
+                if len(pending) >= self.batch_runs or self._held >= self.max_held_runs:
+                    if result.mode == INCREMENTAL and deferred_full is None:
+                        deferred_full = await self._defer_full_pass(connection_id)
+                    await self._load_held(pending, result)
+                    pending = []
+                self.progress.pages_fetched(connection_id, pages, result.runs_seen)
+                if (
+                    result.mode == INCREMENTAL
+                    and nothing_new
+                    and order.newest_first
+                    and page.has_next
+                ):
+                    read_all = False
+                    break
+        except BaseException:
+            self._held -= len(pending)  # a failed read loads nothing more
+            raise
         if pending:
-            await self._load(pending, result)
+            await self._load_held(pending, result)
         if deferred_full is not None:
             await self._db(self.warehouse.mark_full_pass, connection_id, deferred_full)
         return seen, read_all
@@ -346,11 +412,18 @@ class Collector:
         for start in range(0, len(fetched), self.batch_runs):
             await self._load(fetched[start : start + self.batch_runs], result)
 
-    async def _load(self, runs: list[FetchedRun], result: ConnectionResult) -> None:
-        def flatten_and_load() -> Any:
-            return self.warehouse.load(flatten_runs(runs))
+    async def _flatten_and_load(self, runs: list[FetchedRun]) -> LoadStats:
+        # Flattening needs no warehouse, so it does not wait for (or hold up) other queries.
+        batch = await asyncio.to_thread(flatten_runs, runs)
+        stats: LoadStats = await self._db(self.warehouse.load, batch)
+        return stats
 
-        stats = await self._db(flatten_and_load)
+    async def _load_held(self, runs: list[FetchedRun], result: ConnectionResult) -> None:
+        self._held -= len(runs)
+        await self._load(runs, result)
+
+    async def _load(self, runs: list[FetchedRun], result: ConnectionResult) -> None:
+        stats = await self._loader.submit(runs)
         counts = stats.for_connection(result.connection_id)
         result.runs_new += counts.new
         result.runs_changed += counts.changed
