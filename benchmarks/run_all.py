@@ -104,11 +104,16 @@ def load_average() -> str:
 # --- 1. loading page files -----------------------------------------------------------------
 
 
-def cli_load(pages: Path) -> Measured:
+def cli_load(pages: Path, source: Path | None = None) -> Measured:
+    """`itwin-runs load`; with `source`, the CLI of another checkout (the code before a change)."""
     data = Path(tempfile.mkdtemp(prefix="bench-load-", dir=WORK))
     env = {**os.environ, "ITWIN_RUNS_DATA_DIR": str(data), "CI": "1"}
+    cmd = [str(CLI), "load", str(pages)]
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+        cmd = [sys.executable, "-m", "pipeline.cli", "load", str(pages)]
     try:
-        m = run_watched([str(CLI), "load", str(pages)], env, marks=("loaded ",))
+        m = run_watched(cmd, env, marks=("loaded ",))
     finally:
         shutil.rmtree(data, ignore_errors=True)
     if m.returncode != 0:
@@ -127,17 +132,23 @@ def reference_load(pages: Path) -> Measured:
     return m
 
 
-def bench_load(runs: int, repeat: int, rss_sizes: list[int]) -> dict[str, Any]:
+def bench_load(
+    runs: int, repeat: int, rss_sizes: list[int], baseline: Path | None = None
+) -> dict[str, Any]:
     pages = ensure_pages(runs, seed=7)
     files = sorted(pages.glob("*.json"))
     size_mb = sum(f.stat().st_size for f in files) / 1e6
     print(f"\n[1] load: {runs} runs, {len(files)} page files, {size_mb:.0f} MB", flush=True)
-    rows: dict[str, list[Measured]] = {"cli": [], "reference": []}
+    rows: dict[str, list[Measured]] = {"cli": [], "reference": [], "before": []}
     loads = [load_average()]
+    methods = ["cli", "reference", *(["before"] if baseline else [])]
     for round_ in range(repeat):
-        order = ["cli", "reference"] if round_ % 2 == 0 else ["reference", "cli"]
+        order = methods if round_ % 2 == 0 else methods[::-1]
         for method in order:
-            m = cli_load(pages) if method == "cli" else reference_load(pages)
+            if method == "reference":
+                m = reference_load(pages)
+            else:
+                m = cli_load(pages, baseline if method == "before" else None)
             rows[method].append(m)
             extra = f"  (load part {m.marks['loaded ']:.1f} s)" if "loaded " in m.marks else ""
             print(
@@ -163,6 +174,9 @@ def bench_load(runs: int, repeat: int, rss_sizes: list[int]) -> dict[str, Any]:
         "cli_rss": [m.peak_tree_mb for m in rows["cli"]],
         "ref_wall": [m.wall_s for m in rows["reference"]],
         "ref_rss": [m.peak_tree_mb for m in rows["reference"]],
+        "before_wall": [m.wall_s for m in rows["before"]],
+        "before_load_part": [m.marks.get("loaded ", float("nan")) for m in rows["before"]],
+        "before_rss": [m.peak_tree_mb for m in rows["before"]],
         "rss_by_size": rss,
         "load_avg": loads,
     }
@@ -395,6 +409,19 @@ def render(results: dict[str, Any], quick: bool, command: str) -> str:
             f"| `itwin-runs load` whole command (+ SQL models, Parquet, HTML via Dagster) "
             f"| {cli:.1f} | {r['runs'] / cli:,.0f} | {max(r['cli_rss']):.0f} | "
             f"{', '.join(f'{x:.1f}' for x in r['cli_wall'])} |",
+            *(
+                [
+                    f"| before this work (`--baseline`), up to 'loaded' | "
+                    f"{med(r['before_load_part']):.1f} | "
+                    f"{r['runs'] / med(r['before_load_part']):,.0f} | | "
+                    f"{', '.join(f'{x:.1f}' for x in r['before_load_part'])} |",
+                    f"| before this work, whole command | {med(r['before_wall']):.1f} | "
+                    f"{r['runs'] / med(r['before_wall']):,.0f} | {max(r['before_rss']):.0f} | "
+                    f"{', '.join(f'{x:.1f}' for x in r['before_wall'])} |",
+                ]
+                if r["before_wall"]
+                else []
+            ),
             f"| DuckDB read_json + UNNEST (reference) | {ref:.1f} | {r['runs'] / ref:,.0f} | "
             f"{max(r['ref_rss']):.0f} | {', '.join(f'{x:.1f}' for x in r['ref_wall'])} |",
             "",
@@ -483,6 +510,7 @@ def main() -> None:
     p.add_argument("--only", default="load,collect,demo")
     p.add_argument("--repeat", type=int)
     p.add_argument("--notes", type=Path, help="a Markdown file appended as ## Notes")
+    p.add_argument("--baseline", type=Path, help="a checkout of earlier code to load with too")
     p.add_argument("--child-collect", action="store_true")
     p.add_argument("--child-dagster", action="store_true")
     p.add_argument("--info")
@@ -503,9 +531,10 @@ def main() -> None:
     results: dict[str, Any] = {"machine": machine()}
     if "load" in only:
         if quick:
-            results["load"] = bench_load(5_000, repeat, [2_000, 5_000])
+            results["load"] = bench_load(5_000, repeat, [2_000, 5_000], args.baseline)
         else:
-            results["load"] = bench_load(100_000, repeat, [10_000, 100_000, 300_000])
+            sizes = [10_000, 100_000, 300_000]
+            results["load"] = bench_load(100_000, repeat, sizes, args.baseline)
     if "collect" in only:
         if quick:
             results["collect"] = bench_collect(20, 100, 0.1, 5_000)
