@@ -56,11 +56,13 @@ class Measured:
     marks: dict[str, float] = field(default_factory=dict)  # stderr line prefix -> seconds
 
 
-def run_watched(cmd: list[str], env: dict[str, str], marks: tuple[str, ...] = ()) -> Measured:
+def run_watched(
+    cmd: list[str], env: dict[str, str], marks: tuple[str, ...] = (), cwd: Path = ROOT
+) -> Measured:
     """Run `cmd`, sampling the RSS of it and all its children every 20 ms (the sum's peak)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     peak = [0.0]
     seen: dict[str, float] = {}
@@ -109,11 +111,11 @@ def cli_load(pages: Path, source: Path | None = None) -> Measured:
     data = Path(tempfile.mkdtemp(prefix="bench-load-", dir=WORK))
     env = {**os.environ, "ITWIN_RUNS_DATA_DIR": str(data), "CI": "1"}
     cmd = [str(CLI), "load", str(pages)]
-    if source is not None:
+    if source is not None:  # `-m` puts the working directory first on sys.path
         env["PYTHONPATH"] = str(source)
-        cmd = [sys.executable, "-m", "pipeline.cli", "load", str(pages)]
+        cmd = [sys.executable, "-m", "pipeline.cli", "load", str(pages.resolve())]
     try:
-        m = run_watched(cmd, env, marks=("loaded ",))
+        m = run_watched(cmd, env, marks=("loaded ",), cwd=source or ROOT)
     finally:
         shutil.rmtree(data, ignore_errors=True)
     if m.returncode != 0:
