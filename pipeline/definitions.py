@@ -12,6 +12,7 @@ from pipeline.defs.assets import collection, html_report, model_assets, parquet_
 from pipeline.defs.checks import all_checks
 from pipeline.defs.jobs import DEFAULT_CRON, collect_job, collect_schedule, report_job
 from pipeline.defs.resources import ITwinApiResource
+from pipeline.warehouse.store import MEMORY_LIMIT
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
@@ -38,7 +39,10 @@ def build_definitions(
         ],
         resources={
             "itwin_api": itwin_api or ITwinApiResource(),
-            "duckdb": DuckDBResource(database=str(data_dir / WAREHOUSE_FILE)),
+            "duckdb": DuckDBResource(
+                database=str(data_dir / WAREHOUSE_FILE),
+                connection_config={"memory_limit": MEMORY_LIMIT},
+            ),
         },
     )
 

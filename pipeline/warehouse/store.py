@@ -378,13 +378,18 @@ ORDER BY l.connection_id, l.run_id
 _HOLDER = re.compile(r"[Cc]onflicting lock is held in (.*?) \(PID (\d+)\)")
 
 
+# DuckDB caches up to 80% of RAM by default; every connection of ours is held to this so
+# memory is bounded by a batch (DuckDB spills beyond it), not by the history.
+MEMORY_LIMIT = "512MB"
+
+
 @contextmanager
 def open_warehouse(
     path: str | Path,
     *,
     lock_timeout_s: float = 30.0,
     read_only: bool = False,
-    memory_limit: str | None = "512MB",
+    memory_limit: str | None = MEMORY_LIMIT,
 ) -> Iterator[Warehouse]:
     """Open the warehouse file, waiting up to lock_timeout_s while another process holds it.
 
