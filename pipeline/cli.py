@@ -211,6 +211,7 @@ def cmd_report(settings: Settings, config_file: Path | None) -> int:
 def cmd_load(
     settings: Settings, config_file: Path | None, paths: Sequence[Path], connection: str | None
 ) -> int:
+    from pipeline.progress import FileLoadProgress
     from pipeline.warehouse.files import load_files
     from pipeline.warehouse.store import open_warehouse
 
@@ -219,8 +220,13 @@ def cmd_load(
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
-        outcome = load_files(list(paths), warehouse, default_connection_id=connection)
+    with (
+        open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse,
+        FileLoadProgress(_interactive(), sys.stderr) as progress,
+    ):
+        outcome = load_files(
+            list(paths), warehouse, default_connection_id=connection, on_batch=progress
+        )
     print(f"loaded {outcome}", file=sys.stderr)
     if not _execute("report_job", settings, config_file):
         return EXIT_FAILED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -92,3 +93,50 @@ class TerminalProgress:
             else f"[red]failed[/] {escape(result.describe_error())}"
         )
         self.bars.update(task, total=1, completed=1, status=status)
+
+
+class FileLoadProgress:
+    """Progress of `itwin-runs load`: a bar over files on a terminal, a line now and then."""
+
+    def __init__(self, interactive: bool, stream: TextIO, every_s: float = 5.0) -> None:
+        self.stream = stream
+        self.every_s = every_s
+        self.bars = (
+            Progress(
+                TextColumn("reading files"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} files, {task.fields[runs]} runs"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            if interactive
+            else None
+        )
+        self.task: Any = None
+        self.last_line = 0.0
+
+    def __enter__(self) -> FileLoadProgress:
+        if self.bars is not None:
+            self.bars.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.bars is not None:
+            self.bars.stop()
+
+    def __call__(self, summary: Any, total_files: int) -> None:
+        if self.bars is not None:
+            if self.task is None:
+                self.task = self.bars.add_task("load", total=total_files, runs=0)
+            self.bars.update(self.task, completed=summary.files, runs=summary.runs_read)
+            return
+        now = time.monotonic()
+        if now - self.last_line >= self.every_s:
+            self.last_line = now
+            print(
+                f"reading: {summary.files} of {total_files} files, {summary.runs_read} runs",
+                file=self.stream,
+                flush=True,
+            )

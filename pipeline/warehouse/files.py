@@ -10,7 +10,7 @@ it never stops the load.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +58,7 @@ def load_files(
     default_connection_id: str | None = None,
     batch_runs: int = 2_500,
     worker: bool | None = None,
+    on_batch: Callable[[LoadFilesSummary, int], None] | None = None,
 ) -> LoadFilesSummary:
     """Read every file under `paths` and load its runs, `batch_runs` at a time.
 
@@ -65,6 +66,7 @@ def load_files(
     two processes together under 1 GiB (5,000: 1.1 GB, measured on generated pages).
 
     `worker`: read and flatten in a child process (None: when the input is big enough).
+    `on_batch(summary, total_files)`: told after every loaded batch, for progress display.
     """
     files = list(expand_paths(paths))
     if worker is None:
@@ -78,6 +80,8 @@ def load_files(
             summary.files_quarantined += item.files_quarantined
             if item.batch is not None:
                 summary.stats.add(warehouse.load(item.batch))
+                if on_batch is not None:
+                    on_batch(summary, len(files))
     return summary
 
 

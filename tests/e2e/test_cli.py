@@ -81,7 +81,9 @@ def test_collect_then_report_then_load(
         ]
     )
     assert code == 0
-    assert "tables: 2 runs" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "tables: 2 runs" in captured.out
+    assert "reading: 2 of 2 files, 2 runs" in captured.err  # progress, plain in a pipe
 
 
 @pytest.mark.parametrize(
