@@ -54,9 +54,9 @@ def _interactive() -> bool:
 def _progress() -> Iterator[None]:
     """Bars on a terminal, plain lines in a pipe or CI, for the collection running in-process."""
     from pipeline.collection import PROCESS_PROGRESS
-    from pipeline.progress import LineProgress, TerminalProgress
+    from pipeline.progress import LineProgress, TerminalProgress, printer
 
-    sink = TerminalProgress() if _interactive() else LineProgress(sys.stderr)
+    sink = TerminalProgress() if _interactive() else LineProgress(printer(sys.stderr))
     PROCESS_PROGRESS.append(sink)
     try:
         with sink:
@@ -159,16 +159,8 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def simulator_environment(sim: Any) -> dict[str, str]:
-    """The ITWIN_* variables a user would set to point at this simulator (OAuth client)."""
-    return {
-        "ITWIN_API_BASE_URL": sim.base_url,
-        "ITWIN_TOKEN_URL": sim.token_url,
-        "ITWIN_ACCESS_TOKEN": "",
-        "ITWIN_CLIENT_ID": sim.client_id,
-        "ITWIN_CLIENT_SECRET": sim.client_secret,
-        "ITWIN_CONNECTION_IDS": ",".join(sim.direct_connection_ids),
-        "ITWIN_IMODEL_IDS": ",".join(sim.imodel_ids),
-    }
+    """The ITWIN_* variables for this simulator, using its OAuth client (no static token)."""
+    return {**sim.environment(), "ITWIN_ACCESS_TOKEN": ""}
 
 
 def _this_hour() -> datetime:

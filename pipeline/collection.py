@@ -96,6 +96,12 @@ class ConnectionResult:
     def ok(self) -> bool:
         return self.error is None
 
+    def describe_counts(self) -> str:
+        return (
+            f"{self.runs_new} new, {self.runs_changed} changed, {self.runs_unchanged} "
+            f"unchanged, {self.stats.requests} requests"
+        )
+
     def describe_error(self) -> str:
         if self.error is None:
             return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -12,10 +13,21 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 
 class LineProgress:
-    """One line when a connection starts, every 25 pages, and when it ends."""
+    """One line when a connection starts, every N pages, and when it ends.
 
-    def __init__(self, stream: TextIO, every_pages: int = 25) -> None:
-        self.stream = stream
+    `say` writes a line (print to stderr for the CLI, Dagster's log for the asset);
+    `warn`, when given, writes the failures.
+    """
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        *,
+        warn: Callable[[str], None] | None = None,
+        every_pages: int = 25,
+    ) -> None:
+        self.say = say
+        self.warn = warn or say
         self.every_pages = every_pages
 
     def __enter__(self) -> LineProgress:
@@ -24,26 +36,29 @@ class LineProgress:
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stream.flush()
-
-    def _say(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        pass
 
     def connection_started(self, connection_id: str, mode: str) -> None:
-        self._say(f"collecting {connection_id} ({mode} pass)")
+        self.say(f"collecting {connection_id} ({mode} pass)")
 
     def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
         if pages % self.every_pages == 0:
-            self._say(f"  {connection_id}: {pages} pages, {runs} runs")
+            self.say(f"  {connection_id}: {pages} pages, {runs} runs")
 
     def connection_finished(self, result: Any) -> None:
         if result.ok:
-            self._say(
-                f"done {result.connection_id}: {result.runs_new} new, {result.runs_changed} "
-                f"changed, {result.runs_unchanged} unchanged, {result.stats.requests} requests"
-            )
+            self.say(f"done {result.connection_id}: {result.describe_counts()}")
         else:
-            self._say(f"FAILED {result.connection_id}: {result.describe_error()}")
+            self.warn(f"FAILED {result.connection_id}: {result.describe_error()}")
+
+
+def printer(stream: TextIO) -> Callable[[str], None]:
+    """A `say` for LineProgress that writes whole lines to a stream at once."""
+
+    def say(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    return say
 
 
 class TerminalProgress:

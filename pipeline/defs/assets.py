@@ -13,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline.collection import PROCESS_PROGRESS, CollectionResult, FanOutProgress, collect
 from pipeline.defs.resources import ITwinApiResource
+from pipeline.progress import LineProgress
 from pipeline.report.html import write_html_report
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.export import export_parquet
@@ -31,29 +32,6 @@ class CollectConfig(dg.Config):
     connection_ids: list[str] = []
     imodel_ids: list[str] = []
     full_pass: bool = False
-
-
-class DagsterLogProgress:
-    """Progress as Dagster log lines: one per connection start/end, and every 20 pages."""
-
-    def __init__(self, log: Any) -> None:
-        self.log = log
-
-    def connection_started(self, connection_id: str, mode: str) -> None:
-        self.log.info(f"collecting {connection_id} ({mode})")
-
-    def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
-        if pages % 20 == 0:
-            self.log.info(f"{connection_id}: {pages} pages, {runs} runs read")
-
-    def connection_finished(self, result: Any) -> None:
-        if result.ok:
-            self.log.info(
-                f"{result.connection_id}: {result.runs_new} new, {result.runs_changed} changed, "
-                f"{result.runs_unchanged} unchanged, {result.stats.requests} requests"
-            )
-        else:
-            self.log.warning(f"{result.connection_id} failed: {result.describe_error()}")
 
 
 def warehouse_path(duckdb: DuckDBResource) -> Path:
@@ -94,7 +72,8 @@ def collection(
     settings = itwin_api.settings(
         connection_ids=config.connection_ids, imodel_ids=config.imodel_ids
     )
-    progress = FanOutProgress(DagsterLogProgress(context.log), *PROCESS_PROGRESS)
+    to_log = LineProgress(context.log.info, warn=context.log.warning, every_pages=20)
+    progress = FanOutProgress(to_log, *PROCESS_PROGRESS)
     # open_warehouse rather than duckdb.get_connection(): a second collection waits a
     # bounded time for the file lock and then fails naming the process that holds it.
     with open_warehouse(

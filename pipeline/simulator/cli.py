@@ -15,13 +15,7 @@ def describe(sim: SimulatorServer) -> str:
         [
             f"Export API simulator serving on {sim.base_url} (Ctrl-C to stop)",
             "",
-            f"export ITWIN_API_BASE_URL={sim.base_url}",
-            f"export ITWIN_ACCESS_TOKEN={sim.static_token}",
-            f"export ITWIN_CLIENT_ID={sim.client_id}",
-            f"export ITWIN_CLIENT_SECRET={sim.client_secret}",
-            f"export ITWIN_TOKEN_URL={sim.token_url}",
-            f"export ITWIN_CONNECTION_IDS={','.join(sim.direct_connection_ids)}",
-            f"export ITWIN_IMODEL_IDS={','.join(sim.imodel_ids)}",
+            *(f"export {name}={value}" for name, value in sim.environment().items()),
             "",
             "Try:",
             f'  curl -H "Authorization: Bearer {sim.static_token}" '

@@ -105,6 +105,18 @@ class SimulatorServer:
     def client_secret(self) -> str:
         return self.config.client_secret
 
+    def environment(self) -> dict[str, str]:
+        """The ITWIN_* variables that point `itwin-runs` at this simulator."""
+        return {
+            "ITWIN_API_BASE_URL": self.base_url,
+            "ITWIN_ACCESS_TOKEN": self.static_token,
+            "ITWIN_CLIENT_ID": self.client_id,
+            "ITWIN_CLIENT_SECRET": self.client_secret,
+            "ITWIN_TOKEN_URL": self.token_url,
+            "ITWIN_CONNECTION_IDS": ",".join(self.direct_connection_ids),
+            "ITWIN_IMODEL_IDS": ",".join(self.imodel_ids),
+        }
+
     def start(self) -> SimulatorServer:
         """Bind, start serving in a daemon thread, and return once requests are accepted."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

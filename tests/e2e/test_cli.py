@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli import main, simulator_environment
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
 
@@ -29,12 +29,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 def sim_env(sim: SimulatorServer, data_dir: Path) -> dict[str, str]:
     return {
-        "ITWIN_API_BASE_URL": sim.base_url,
-        "ITWIN_TOKEN_URL": sim.token_url,
-        "ITWIN_CLIENT_ID": sim.client_id,
-        "ITWIN_CLIENT_SECRET": sim.client_secret,
-        "ITWIN_CONNECTION_IDS": ",".join(sim.direct_connection_ids),
-        "ITWIN_IMODEL_IDS": ",".join(sim.imodel_ids),
+        **simulator_environment(sim),
         "ITWIN_RATE_LIMIT_PER_MINUTE": "60000",
         "ITWIN_RUNS_DATA_DIR": str(data_dir),
     }
