@@ -17,6 +17,7 @@ _OPTIONS = orjson.OPT_SORT_KEYS
 _INT_MIN = -(2**63)
 _UINT_MAX = 2**64 - 1
 _MAX_DEPTH = 200  # orjson refuses deeper nesting; say so instead of failing obscurely
+_FLAT_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 class UnreadablePayload(ValueError):
@@ -31,6 +32,19 @@ def canonical_json(payload: Any) -> bytes:
         raise UnreadablePayload(
             find_bad_value(payload) or f"not serialisable as JSON: {exc}"
         ) from exc
+
+
+def extra_json(extra: dict[str, Any], where: str = "") -> str:
+    """JSON text (keys sorted) of a row's fields without a column; raises UnreadablePayload.
+
+    Flat scalars need no walk: the payload's canonical dump already vetted its ints and
+    strings. Only floats (NaN would silently become null) and nested values are walked.
+    """
+    if not _FLAT_SCALARS.issuperset(map(type, extra.values())):
+        bad = find_bad_value(extra, where)
+        if bad:
+            raise UnreadablePayload(bad)
+    return orjson.dumps(extra, option=_OPTIONS).decode("utf-8")
 
 
 def payload_hash(payload: Any) -> str:

@@ -17,19 +17,19 @@ from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.transform.canonical import (
     UnreadablePayload,
     canonical_json,
+    extra_json,
     fallback_text,
     find_bad_value,
     hash_bytes,
     payload_hash,
 )
-from pipeline.transform.fastpath import flatten_clean
+from pipeline.transform.fastpath import KNOWN_KEYS, flatten_clean
 from pipeline.transform.schema import (
     CORE_TABLES,
     ERROR_FIELDS,
@@ -158,7 +158,6 @@ def _flatten_fast_or_careful(latest: list[_Version]) -> tuple[dict[str, pa.Table
         [v.payload for v in latest],
         pa.array([v.connection_id for v in latest], pa.string()),
         pa.array([v.run_id for v in latest], pa.string()),
-        b"".join(v.canonical for v in latest),
     )
     if tables is not None:
         return tables, _Problems()
@@ -328,7 +327,6 @@ _EXPECTED = {
     pa.bool_(): "true or false",
     UTC_MICROS: "a timestamp string",
 }
-_FLAT_SCALARS = {str, int, bool, type(None)}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _RESULT_RENAMES = {"Cancelled": "Canceled"}
 _FIELDS = {
@@ -345,10 +343,10 @@ def _flatten(latest: list[_Version]) -> tuple[dict[str, pa.Table], _Problems]:
     jobs, job_parent = _children(runs, "jobs", problems)
     tasks, task_parent = _children(jobs, "tasks", problems)
     errors, error_parent = _errors(tasks, problems)
-    run_cols = _columns(runs, "runs", {"connectionId", "jobs"}, problems)
-    job_cols = _columns(jobs, "jobs", {"tasks"}, problems)
-    task_cols = _columns(tasks, "tasks", {"error"}, problems)
-    error_cols = _columns(errors, "task_errors", set(), problems)
+    run_cols = _columns(runs, "runs", problems)
+    job_cols = _columns(jobs, "jobs", problems)
+    task_cols = _columns(tasks, "tasks", problems)
+    error_cols = _columns(errors, "task_errors", problems)
     _duplicates(job_parent, job_cols["job_id"], jobs, "jobs", problems)
     _duplicates(task_parent, task_cols["task_id"], tasks, "tasks", problems)
 
@@ -423,9 +421,7 @@ def _require_objects(ents: _Entities, problems: _Problems, *, trailing: bool = F
             ents.dicts[i] = {}  # keep rows aligned; the run is quarantined anyway
 
 
-def _columns(
-    ents: _Entities, table: str, nested: set[str], problems: _Problems
-) -> dict[str, pa.Array]:
+def _columns(ents: _Entities, table: str, problems: _Problems) -> dict[str, pa.Array]:
     schema = CORE_TABLES[table][0]
     fields = _FIELDS[table]
     cols: dict[str, pa.Array] = {}
@@ -437,7 +433,7 @@ def _columns(
         cols[column] = _typed(values, schema.field(column).type, ents, api_name, problems, is_id)
         if column == "result":
             cols[column] = _rename_results(cols[column])
-    cols["extra"] = _extra(ents, set(fields) | nested, problems)
+    cols["extra"] = _extra(ents, KNOWN_KEYS[table], problems)
     return cols
 
 
@@ -488,22 +484,17 @@ def _rename_results(results: pa.Array) -> pa.Array:
     return results
 
 
-def _extra(ents: _Entities, known: set[str], problems: _Problems) -> pa.Array:
+def _extra(ents: _Entities, known: frozenset[str], problems: _Problems) -> pa.Array:
     """Fields without a column, as JSON text (keys sorted); NULL when there are none."""
-    known_frozen = frozenset(known)
     out: list[str | None] = [None] * len(ents.dicts)
     for i, d in enumerate(ents.dicts):
-        if known_frozen.issuperset(d):
+        if known.issuperset(d):
             continue
-        extra = {k: v for k, v in d.items() if k not in known_frozen}
-        # Flat scalars need no walk: the canonical dump already vetted ints and strings;
-        # only floats (NaN would become null) and nested values are looked at.
-        flat = set(map(type, extra.values())) <= _FLAT_SCALARS
-        bad = None if flat else find_bad_value(extra, ents.label(i).rstrip("."))
-        if bad:
-            problems.mark(ents.owner[i], bad)
-            continue
-        out[i] = orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+        extra = {k: v for k, v in d.items() if k not in known}
+        try:
+            out[i] = extra_json(extra)
+        except UnreadablePayload:  # rare: find the bad value again, now with its path
+            problems.mark(ents.owner[i], str(find_bad_value(extra, ents.label(i).rstrip("."))))
     return pa.array(out, pa.string())
 
 

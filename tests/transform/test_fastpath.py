@@ -118,9 +118,127 @@ def test_the_fast_path_takes_plain_batches() -> None:
 
 
 def flatten_clean_accepted(runs: list[dict[str, Any]]) -> bool:
-    import orjson
     import pyarrow as pa
 
     ids = pa.array([r["id"] for r in runs])
-    text = b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in runs)
-    return flatten_clean(runs, pa.array(["c"] * len(runs)), ids, text) is not None
+    return flatten_clean(runs, pa.array(["c"] * len(runs)), ids) is not None
+
+
+# --- the conversion to a fixed Arrow type is lenient; each leniency must still decline ----
+
+TASK0 = ("jobs", 0, "tasks", 0)
+ERROR0 = (*TASK0, "error")
+
+
+def one_run() -> dict[str, Any]:
+    return run("r1", jobs=[job("j1", tasks=[task("t1", err=error()), task("t2")])])
+
+
+def mutated(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    doc = one_run()
+    target: Any = doc
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return doc
+
+
+def fast_accepts(payloads: list[dict[str, Any]]) -> bool:
+    import pyarrow as pa
+
+    ids = pa.array([p["id"] for p in payloads], pa.string())
+    out = flatten_clean(copy.deepcopy(payloads), pa.array(["c"] * len(payloads)), ids)
+    return out is not None
+
+
+DECLINED = [
+    ((*TASK0, "retryAttempts"), 1.0),  # Arrow's int64 conversion would take it as 1
+    ((*TASK0, "retryAttempts"), 1.5),  # ... and truncate this one to 1
+    ((*TASK0, "retryAttempts"), True),
+    ((*TASK0, "retryAttempts"), "1"),
+    ((*ERROR0, "bridgeExitCode"), 2**63),  # beyond int64
+    ((*ERROR0, "bridgeExitCode"), -(2**63) - 1),
+    ((*ERROR0, "canUserFix"), 0),  # a number where a bool belongs
+    ((*ERROR0, "canUserFix"), "false"),
+    ((*TASK0, "state"), 3),  # a number where a string belongs
+    ((*TASK0, "state"), 3.5),
+    ((*TASK0, "state"), True),
+    ((*TASK0, "state"), ["Completed"]),
+    ((*TASK0, "state"), {"v": "Completed"}),
+    (("startDateTime",), 1700000000),
+    (("jobs", 0, "tasks"), ""),  # Arrow would take a string as an (empty) list
+    (("jobs", 0, "tasks"), "ab"),
+    (("jobs", 0, "tasks"), (task("t9"),)),  # a tuple is no JSON array
+    (("jobs",), {"a": 1}),
+    (("jobs", 0), [("id", "j1")]),  # Arrow would take a list of pairs as an object
+    (("jobs", 0), None),
+    (ERROR0, [["errorCode", "E1"]]),
+    (ERROR0, ("E1",)),
+    (ERROR0, "E1"),
+    ((*TASK0, "id"), None),
+    ((*TASK0, "id"), ""),
+    (("jobs",), [job("j1", tasks=[]), job("j1", tasks=[])]),  # a repeated job id
+    (("jobs", 0, "tasks"), [task("t1"), task("t1")]),
+    ((*TASK0, "newThing"), float("nan")),  # an extra JSON cannot carry
+    ((*TASK0, "newThing"), {"deep": [float("inf")]}),
+    ((*TASK0, "endDateTime"), "2024-01-01T00:00:00"),  # no time zone
+]
+
+
+@pytest.mark.parametrize(("path", "value"), DECLINED)
+def test_values_the_conversion_would_bend_decline(path: tuple[Any, ...], value: Any) -> None:
+    payloads = [mutated(path, value), one_run() | {"id": "r2"}]
+    assert not fast_accepts(payloads)
+    inputs = [FetchedRun("c", p, NOW) for p in payloads]
+    assert_same(*both_paths(inputs))
+
+
+def test_the_unmutated_run_is_accepted() -> None:
+    assert fast_accepts([one_run()])  # so every decline above is the mutation's doing
+
+
+ACCEPTED = [
+    (("triggerType",), "Scheduled"),  # extra fields at each level
+    (("jobs", 0, "jobPriority"), 1),
+    ((*TASK0, "outputSizeBytes"), 2**64 - 1),  # beyond int64, but JSON carries it as extra
+    ((*ERROR0, "correlationId"), 'quote " backslash \\ newline \n é 🚀'),
+    ((*TASK0, "ratio"), 0.25),
+    ((*TASK0, "nested"), {"b": [1, {"z": None, "a": True}], "a": "x"}),  # keys sorted inside
+    ((*TASK0, "nothing"), None),  # an extra sent as null stays in extra, unlike a missing one
+    ((*TASK0, "empty"), {}),
+    ((*TASK0, "state"), None),  # a column sent as null equals a missing one
+    ((*TASK0, "retryAttempts"), -(2**63)),
+    ((*ERROR0, "bridgeExitCode"), 2**63 - 1),
+    ((*TASK0, "error"), None),
+    (("jobs", 0, "tasks"), None),
+    (("jobs", 0, "tasks"), []),
+    (("jobs",), None),
+    (("endDateTime",), None),
+    (("connectionId",), "c"),  # the run's own connection is a key, not an extra
+]
+
+
+@pytest.mark.parametrize(("path", "value"), ACCEPTED)
+def test_valid_oddities_are_accepted_and_match(path: tuple[Any, ...], value: Any) -> None:
+    payloads = [mutated(path, value), one_run() | {"id": "r2"}]
+    assert fast_accepts(payloads)
+    inputs = [FetchedRun("c", p, NOW) for p in payloads]
+    fast, careful = both_paths(inputs)
+    assert careful.quarantine.num_rows == 0
+    assert_same(fast, careful)
+
+
+def test_null_and_missing_extras_are_told_apart() -> None:
+    sent_null = mutated((*TASK0, "note"), None)
+    missing = one_run() | {"id": "r2"}
+    fast, _ = both_paths([FetchedRun("c", sent_null, NOW), FetchedRun("c", missing, NOW)])
+    extras = fast.tables["tasks"]["extra"].to_pylist()
+    assert extras == ['{"note":null}', None, None, None]
+
+
+def test_a_key_absent_in_the_first_rows_is_still_read() -> None:
+    late = [one_run() | {"id": f"r{i}"} for i in range(3)]
+    late[2]["jobs"][0]["tasks"][1]["outputSizeBytes"] = 7
+    fast, careful = both_paths([FetchedRun("c", p, NOW) for p in late])
+    assert_same(fast, careful)
+    assert fast.tables["tasks"]["extra"].to_pylist()[-1] == '{"outputSizeBytes":7}'
