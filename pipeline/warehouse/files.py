@@ -24,6 +24,11 @@ __all__ = ["LoadFilesSummary", "expand_paths", "load_files", "read_file"]
 # the overlap saves.
 WORKER_MIN_BYTES = 32 * 2**20
 
+# Runs per transaction of a file load; 1 = each batch is its own transaction. Larger
+# groups were not faster end to end with the reading process beside the loader (see
+# benchmarks/RESULTS.md), so a batch stays the unit of atomicity.
+COMMIT_EVERY_RUNS = 1
+
 
 @dataclass
 class LoadFilesSummary:
@@ -57,6 +62,7 @@ def load_files(
     *,
     default_connection_id: str | None = None,
     batch_runs: int = 2_500,
+    commit_every_runs: int = COMMIT_EVERY_RUNS,
     worker: bool | None = None,
     on_batch: Callable[[LoadFilesSummary, int], None] | None = None,
 ) -> LoadFilesSummary:
@@ -64,6 +70,10 @@ def load_files(
 
     With a worker, about two batches are in memory in each process; 2,500 runs keep the
     two processes together under 1 GiB (5,000: 1.1 GB, measured on generated pages).
+
+    Batches are committed in groups of about `commit_every_runs` runs (see
+    Warehouse.grouped_loads); a failure loses only the group in progress, and loading
+    the same files again completes it (a load is idempotent).
 
     `worker`: read and flatten in a child process (None: when the input is big enough).
     `on_batch(summary, total_files)`: told after every loaded batch, for progress display.
@@ -73,13 +83,13 @@ def load_files(
         worker = _input_bytes(files) >= WORKER_MIN_BYTES
     summary = LoadFilesSummary()
     batches = _batches(files, default_connection_id or "", batch_runs, worker=worker)
-    with warehouse.bulk():
+    with warehouse.bulk(), warehouse.grouped_loads(commit_every_runs, summary.stats.add) as load:
         for item in batches:
             summary.files += item.files
             summary.runs_read += item.runs_read
             summary.files_quarantined += item.files_quarantined
             if item.batch is not None:
-                summary.stats.add(warehouse.load(item.batch))
+                load(item.batch)
                 if on_batch is not None:
                     on_batch(summary, len(files))
     return summary

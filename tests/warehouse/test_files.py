@@ -131,3 +131,54 @@ def test_a_failing_reading_worker_fails_the_load_loudly(tmp_path: Path) -> None:
     bad_request = batches_from_worker([tmp_path], "c", "not a number")  # type: ignore[arg-type]
     with pytest.raises(WorkerFailedError, match="reading the files failed"):
         list(bad_request)
+
+
+def test_reading_ahead_passes_items_and_errors_through_in_order() -> None:
+    from pipeline.warehouse.worker import _read_ahead
+
+    def source():  # type: ignore[no-untyped-def]
+        yield from range(5)
+        raise WorkerFailedError("the reader died")
+
+    got = []
+    with pytest.raises(WorkerFailedError, match="the reader died"):
+        for item in _read_ahead(source(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_reading_ahead_stops_its_thread_when_the_consumer_stops() -> None:
+    import itertools
+    import threading
+
+    from pipeline.warehouse.worker import _read_ahead
+
+    produced = []
+
+    def endless():  # type: ignore[no-untyped-def]
+        for i in itertools.count():
+            produced.append(i)
+            yield i
+
+    items = _read_ahead(endless(), depth=2)
+    assert next(items) == 0
+    items.close()
+    for puller in [t for t in threading.enumerate() if t.name == "itwin-runs-read-ahead"]:
+        puller.join(timeout=10)
+        assert not puller.is_alive()
+    assert len(produced) <= 5  # it read at most `depth` (+ the one in hand) ahead
+
+
+def test_a_load_stopped_early_stops_the_reading_process(tmp_path: Path) -> None:
+    import psutil
+
+    write_pages(tmp_path / "pages", random_runs(200, seed=6, connection_id="c1"), size=2)
+    files = sorted((tmp_path / "pages").glob("*.json"))
+    batches = batches_from_worker(files, "c1", 2)
+    first = next(batches)
+    assert first.runs_read == 2
+    children = psutil.Process().children()
+    assert children  # the reading process
+    batches.close()
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive

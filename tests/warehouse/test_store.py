@@ -172,3 +172,54 @@ def test_warehouse_on_an_existing_file_reopens_read_only(tmp_path: Any) -> None:
     ro = duckdb.connect(str(path), read_only=True)
     assert Warehouse(ro).table_counts()["runs"] == 1
     ro.close()
+
+
+def batch_of(payloads: list[dict[str, Any]], at: datetime = T) -> Any:
+    return flatten_runs([FetchedRun("c1", copy.deepcopy(p), at) for p in payloads])
+
+
+def test_grouped_loads_commit_every_n_runs_and_report_each_group(w: Warehouse) -> None:
+    runs = random_runs(30, seed=3)
+    committed: list[tuple[int, int]] = []  # (new runs the group reported, runs stored then)
+
+    def on_commit(stats: Any) -> None:
+        stored = w.con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
+        committed.append((stats.total().new, stored))
+
+    with w.grouped_loads(12, on_commit) as add:
+        for start in range(0, 30, 5):
+            add(batch_of(runs[start : start + 5]))
+    # 5+5+5 reaches 12 -> commit; 5+5+5 again; nothing left open at the end.
+    assert committed == [(15, 15), (15, 30)]
+    direct = Warehouse(duckdb.connect())
+    direct.load(batch_of(runs))
+    assert snapshot(w) == snapshot(direct)
+
+
+def test_a_failing_group_is_rolled_back_whole_and_earlier_groups_stay(w: Warehouse) -> None:
+    runs = random_runs(20, seed=4)
+    committed: list[int] = []
+    w_calls = {"n": 0}
+
+    def explode_on_the_fourth_batch(label: str) -> None:
+        if label == "classify":
+            w_calls["n"] += 1
+            if w_calls["n"] == 4:
+                raise RuntimeError("injected")
+
+    w._between_statements = explode_on_the_fourth_batch
+    with (
+        pytest.raises(RuntimeError, match="injected"),
+        w.grouped_loads(10, lambda s: committed.append(s.total().new)) as add,
+    ):
+        for start in range(0, 20, 5):
+            add(batch_of(runs[start : start + 5]))
+    w._between_statements = None
+    assert committed == [10]  # the first group; the third batch's group is gone whole
+    assert w.con.execute("SELECT count(*) FROM runs").fetchall() == [(10,)]
+    assert w.con.execute("SELECT count(*) FROM raw_latest").fetchall() == [(10,)]
+    # Loading everything again completes the history, as if nothing had failed.
+    w.load(batch_of(runs))
+    direct = Warehouse(duckdb.connect())
+    direct.load(batch_of(runs))
+    assert snapshot(w) == snapshot(direct)
