@@ -6,6 +6,7 @@ import copy
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -242,3 +243,36 @@ def test_a_key_absent_in_the_first_rows_is_still_read() -> None:
     fast, careful = both_paths([FetchedRun("c", p, NOW) for p in late])
     assert_same(fast, careful)
     assert fast.tables["tasks"]["extra"].to_pylist()[-1] == '{"outputSizeBytes":7}'
+
+
+# Extras across the rows of one level: Arrow writes them when plain, Python otherwise.
+EXTRA_MIXES = [
+    [{"note": None}, {"note": "x"}, {}],  # sent as null in one row, a string in another
+    [{"v": 1}, {"v": "1"}, {"v": True}],  # one key, mixed kinds
+    [{"v": 1}, {"v": -(2**63)}, {"v": 2**63}],  # one beyond int64
+    [{"b": True, "a": 1}, {"b": False}, {"c": "x", "a": 2}],  # several keys, some missing
+    [{"s": 'say "hi"'}, {"s": "plain"}],  # a string JSON escapes
+    [{"s": "tab\there"}, {"s": "\x7f é 🚀 \u2028"}],  # escaped / written as is
+    [{"é": 1}, {"z": 2, "\uffff": 3, "🚀": 4}],  # non-ASCII keys: orjson's order decides
+    [{"f": 1.0}, {"f": 2}],  # a float among ints
+    [{"n": [1, "a"]}, {"n": {"k": None}}],  # nested values
+    [{'q"k': 1}, {"a\\b": "x"}],  # keys JSON escapes
+]
+
+
+@pytest.mark.parametrize("extras", EXTRA_MIXES)
+def test_extra_mixes_match_the_careful_path(extras: list[dict[str, Any]]) -> None:
+    tasks = [task(f"t{i}") | extra for i, extra in enumerate(extras)]
+    jobs = [
+        job(f"j{i}", tasks=[task("t", err=error() | extra)]) | extra
+        for i, extra in enumerate(extras)
+    ]
+    payloads = [run("r1", jobs=[job("j", tasks=tasks)]), run("r2", jobs=jobs)]
+    payloads += [run(f"x{i}") | extra for i, extra in enumerate(extras)]
+    assert fast_accepts(payloads)
+    fast, careful = both_paths([FetchedRun("c", p, NOW) for p in payloads])
+    assert_same(fast, careful)
+    assert careful.quarantine.num_rows == 0
+    assert fast.tables["tasks"]["extra"].to_pylist()[: len(extras)] == [
+        orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode() if e else None for e in extras
+    ]
