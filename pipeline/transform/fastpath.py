@@ -1,13 +1,14 @@
 """The vectorised flattening of a clean batch; it declines anything unusual.
 
-Arrow converts the whole batch in one call to a fixed nested type holding only the
-columns' fields. Converting to a known type is 2.5x cheaper than letting Arrow infer
-one (measured), but it is lenient where inference was strict, so the shape is checked
-first, in Python, on the few places that leniency could hide a wrong value: each level
-must be a list of exact dicts, integer fields must hold exact ints (Arrow would truncate
-1.5 to 1), unknown keys are found per row (Arrow would drop them) and written as the
-extra column's JSON. What Arrow still rejects on its own (a number where a string
-belongs, a bool where an integer belongs, an integer beyond int64) makes it raise.
+Arrow converts the whole batch in one call to a fixed nested type holding every known
+key. Converting to a known type is 2.5x cheaper than letting Arrow infer one (31 vs 77
+ms per 2,500 runs, measured), but it is lenient where inference was strict, so the shape
+is checked first, in Python, where that leniency could hide a wrong value: each level
+must be a list of exact dicts (Arrow would take a string or a tuple as a list, a list of
+pairs as an object), integer fields must hold exact ints (Arrow would truncate 1.5 to
+1), and unknown keys are found per row (Arrow would drop them) and written as the extra
+column's JSON. What Arrow still rejects on its own (a number where a string belongs, a
+bool where an integer belongs, an integer beyond int64) makes it raise.
 
 Whenever something is not plainly valid (a type mismatch, a missing or repeated id, a
 timestamp Arrow will not parse, an extra value JSON cannot carry), `flatten_clean`
@@ -81,6 +82,7 @@ _RUN_TYPE = _struct_of(
 _INT_FIELDS = {
     name: [api for api, col in fields.items() if CORE_TABLES[name][0].field(col).type == pa.int64()]
     for name, fields in (
+        ("runs", RUN_FIELDS),
         ("jobs", JOB_FIELDS),
         ("tasks", TASK_FIELDS),
         ("task_errors", ERROR_FIELDS),
@@ -124,14 +126,16 @@ def _walk(payloads: Sequence[dict[str, Any]]) -> _Tree:
     errors = _values(tasks, "error")
     _require(errors, _DICT_OR_NONE)
     tree = _Tree(payloads, jobs, tasks, [e for e in errors if e is not None])
-    for name, dicts in (("jobs", jobs), ("tasks", tasks), ("task_errors", tree.errors)):
+    levels = {"runs": payloads, "jobs": jobs, "tasks": tasks, "task_errors": tree.errors}
+    for name, dicts in levels.items():
         for api_name in _INT_FIELDS[name]:
             _require(_values(dicts, api_name), _INT_OR_NONE)
     return tree
 
 
 def _values(dicts: Sequence[dict[str, Any]], key: str) -> list[Any]:
-    # map over dict.get runs in C: twice as fast as a comprehension (measured).
+    # map over dict.get loops in C: 0.87 ms for 25,000 dicts against 0.98 ms for a
+    # comprehension (measured); it also needs every item to be an exact dict, as checked.
     return list(map(dict.get, dicts, repeat(key)))
 
 

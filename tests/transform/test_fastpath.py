@@ -211,6 +211,7 @@ ACCEPTED = [
     ((*TASK0, "retryAttempts"), -(2**63)),
     ((*ERROR0, "bridgeExitCode"), 2**63 - 1),
     ((*TASK0, "error"), None),
+    ((*TASK0, "error"), {}),  # an error object with no fields is still an error row
     (("jobs", 0, "tasks"), None),
     (("jobs", 0, "tasks"), []),
     (("jobs",), None),
