@@ -277,3 +277,18 @@ def test_extra_mixes_match_the_careful_path(extras: list[dict[str, Any]]) -> Non
     assert fast.tables["tasks"]["extra"].to_pylist()[: len(extras)] == [
         orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode() if e else None for e in extras
     ]
+
+
+def test_each_level_type_holds_exactly_its_known_keys() -> None:
+    # A row's key count is compared with its non-null fields to find extras, which is
+    # only exact while every known key (and no other) is a field of the level's type.
+    from pipeline.transform import fastpath
+
+    types = {
+        "runs": fastpath._RUN_TYPE,
+        "jobs": fastpath._JOB_TYPE,
+        "tasks": fastpath._TASK_TYPE,
+        "task_errors": fastpath._ERROR_TYPE,
+    }
+    for name, arrow_type in types.items():
+        assert {f.name for f in arrow_type} == fastpath.KNOWN_KEYS[name], name
