@@ -168,6 +168,19 @@ class _OrderWatch:
             self.previous = key
 
 
+async def _abandon(loading: asyncio.Future[None] | None, why: BaseException) -> None:
+    """A read failed: let its batch in flight finish (it is good), or stop it if cancelled."""
+    if loading is None or loading.done():
+        if loading is not None and not loading.cancelled():
+            loading.exception()  # the read's own error is the one to report
+        return
+    if isinstance(why, Exception):
+        with contextlib.suppress(Exception):
+            await loading
+    else:
+        loading.cancel()
+
+
 def _flatten_here(runs: Sequence[FetchedRun]) -> FlatBatch:
     # Looks `flatten_runs` up when called: crash trials replace it to kill the process.
     return flatten_runs(runs)
@@ -313,6 +326,7 @@ class Collector:
         batch_runs: int = 2_000,
         force_full: bool = False,
         max_held_runs: int = 5_000,
+        max_in_flight_runs: int = 20_000,
         offload_after_runs: int | None = OFFLOAD_AFTER_RUNS,
     ) -> None:
         self.client = client
@@ -325,6 +339,10 @@ class Collector:
         # a connection loads what it holds before reading on, which bounds memory.
         self.max_held_runs = max_held_runs
         self._held = 0
+        # Runs handed to the loader and not yet loaded, over all connections: a connection
+        # reads on while its batch loads, until there are this many (memory again).
+        self.max_in_flight_runs = max_in_flight_runs
+        self._in_flight = 0
         self.force_full = force_full
         self.collection_id = uuid.uuid4().hex
         # DuckDB connections are not safe for concurrent use; loads also take long enough
@@ -432,6 +450,7 @@ class Collector:
         pages = 0
         read_all = True
         deferred_full: datetime | None = None
+        loading: asyncio.Future[None] | None = None  # this connection's batch in the loader
         try:
             async for page in self.client.list_runs(connection_id, stats=result.stats):
                 pages += 1
@@ -449,7 +468,7 @@ class Collector:
                 if len(pending) >= self.batch_runs or self._held >= self.max_held_runs:
                     if result.mode == INCREMENTAL and deferred_full is None:
                         deferred_full = await self._defer_full_pass(connection_id)
-                    await self._load_held(pending, result)
+                    loading = await self._hand_over(pending, result, loading)
                     pending = []
                 self.progress.pages_fetched(connection_id, pages, result.runs_seen)
                 if (
@@ -460,11 +479,14 @@ class Collector:
                 ):
                     read_all = False
                     break
-        except BaseException:
+        except BaseException as exc:
             self._held -= len(pending)  # a failed read loads nothing more
+            await _abandon(loading, exc)
             raise
         if pending:
-            await self._load_held(pending, result)
+            loading = await self._hand_over(pending, result, loading)
+        if loading is not None:
+            await loading
         if deferred_full is not None:
             await self._db(self.warehouse.mark_full_pass, connection_id, deferred_full)
         return seen, read_all
@@ -522,9 +544,34 @@ class Collector:
         stats: LoadStats = await self._db(self.warehouse.load, batch)
         return stats
 
-    async def _load_held(self, runs: list[FetchedRun], result: ConnectionResult) -> None:
+    async def _hand_over(
+        self,
+        runs: list[FetchedRun],
+        result: ConnectionResult,
+        previous: asyncio.Future[None] | None,
+    ) -> asyncio.Future[None] | None:
+        """Give held runs to the loader and read on while they load (returns their load).
+
+        A load stalls (a checkpoint takes seconds) and the budget's requests are lost if
+        every connection waits for it. One batch of a connection at a time, though: so
+        merged batches hold different connections and a connection's batches load in
+        order. Past `max_in_flight_runs`, this waits for the load.
+        """
+        if previous is not None:
+            await previous
         self._held -= len(runs)
-        await self._load(runs, result)
+        self._in_flight += len(runs)
+        loading = asyncio.ensure_future(self._load_in_flight(runs, result))
+        if self._in_flight > self.max_in_flight_runs:
+            await loading
+            return None
+        return loading
+
+    async def _load_in_flight(self, runs: list[FetchedRun], result: ConnectionResult) -> None:
+        try:
+            await self._load(runs, result)
+        finally:
+            self._in_flight -= len(runs)
 
     async def _load(self, runs: list[FetchedRun], result: ConnectionResult) -> None:
         stats = await self._loader.submit(runs)
