@@ -47,8 +47,8 @@ log = logging.getLogger("pipeline.transform.offload")
 
 _HEADER = struct.Struct("<Q")
 _READY, _REQUEST, _BATCH, _FAILED = b"R", b"Q", b"B", b"F"
-# What a child needs to start (an interpreter, pyarrow) measured ~0.5 s; so many runs
-# flattened in a thread cost about as much, and a collection that big is likely to go on.
+# A child is ready 0.2 s after it is started (warm caches; ~0.5 s cold), about what
+# 2,500-5,000 runs cost to flatten in a thread; a collection that big is likely to go on.
 OFFLOAD_AFTER_RUNS = 5_000
 _START_TIMEOUT_S = 60.0
 # Far above any real batch (5,000 runs take ~0.7 s): only a stuck child reaches it.
