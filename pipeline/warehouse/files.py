@@ -10,7 +10,9 @@ it never stops the load.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +85,13 @@ def load_files(
         worker = _input_bytes(files) >= WORKER_MIN_BYTES
     summary = LoadFilesSummary()
     batches = _batches(files, default_connection_id or "", batch_runs, worker=worker)
-    with warehouse.bulk(), warehouse.grouped_loads(commit_every_runs, summary.stats.add) as load:
+    # The reading process keeps one core busy; DuckDB gets the other (see Warehouse.threads).
+    threads = max(1, (os.cpu_count() or 2) - 1) if worker else 0
+    with (
+        warehouse.threads(threads) if threads else nullcontext(),
+        warehouse.bulk(),
+        warehouse.grouped_loads(commit_every_runs, summary.stats.add) as load,
+    ):
         for item in batches:
             summary.files += item.files
             summary.runs_read += item.runs_read

@@ -238,6 +238,21 @@ class Warehouse:
         finally:
             _exec(self.con, f"SET checkpoint_threshold = '{previous}'")
 
+    @contextmanager
+    def threads(self, count: int) -> Iterator[None]:
+        """Run DuckDB on `count` threads meanwhile (restored after).
+
+        For loads beside a reading process: on two cores the reader holds one, and a
+        second DuckDB thread only contends with it (measured: `itwin-runs load` of 100k
+        runs 18.7-20.8 s with one thread against 21.1-25.8 s with two).
+        """
+        (previous,) = self.con.execute("SELECT current_setting('threads')").fetchall()[0]
+        _exec(self.con, f"SET threads = {int(count)}")
+        try:
+            yield
+        finally:
+            _exec(self.con, f"SET threads = {int(previous)}")
+
     # --- rebuilding --------------------------------------------------------------------
 
     def rebuild_from_raw(self, *, batch_runs: int = 5_000) -> LoadStats:

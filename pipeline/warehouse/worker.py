@@ -28,7 +28,7 @@ from pipeline.warehouse.reading import FileBatch, flattened_batches
 _HEADER = struct.Struct("<Q")
 _BATCH, _FAILED = b"B", b"F"
 # Batches received ahead of the loader (about 20 MB each at 2,500 runs).
-READ_AHEAD_BATCHES = 3
+READ_AHEAD_BATCHES = 2
 
 
 class WorkerFailedError(ITwinRunsError):

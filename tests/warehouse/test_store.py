@@ -223,3 +223,14 @@ def test_a_failing_group_is_rolled_back_whole_and_earlier_groups_stay(w: Warehou
     direct = Warehouse(duckdb.connect())
     direct.load(batch_of(runs))
     assert snapshot(w) == snapshot(direct)
+
+
+def test_threads_are_set_for_a_while_and_restored(w: Warehouse) -> None:
+    def threads() -> int:
+        return int(w.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+    before = threads()
+    with pytest.raises(RuntimeError), w.threads(1):
+        assert threads() == 1
+        raise RuntimeError("even on the way out through an error")
+    assert threads() == before
