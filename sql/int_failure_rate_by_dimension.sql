@@ -1,5 +1,6 @@
 -- grain: one row per dimension (error_code, phase, system) and value that has a failed task or an error occurrence
 -- depends_on: stg_tasks
+-- materialized: table (read by several models; computed once per build)
 -- The three failure_rate_by_<dimension> models share this one shape; each selects its dimension.
 with completed_tasks as (
     select * from stg_tasks

@@ -1,5 +1,6 @@
 -- grain: one row per task (connection_id, run_id, job_id, task_id), with its run and its error row
 -- depends_on: tasks, task_errors, stg_runs
+-- materialized: table (read by several models; computed once per build)
 with tasks as (
     select * from tasks
 ),

@@ -1,15 +1,16 @@
 """Run the SQL models in `sql/`: one file is one model, ordered by the dependencies it declares.
 
 A model file starts with comment lines; `-- depends_on: a, b` names the models (or core
-tables) it reads. Staging models (every model that is not a report) become views, the
-report models become tables. One `build_models` call is one transaction: a failing model
-leaves every model as it was, so readers never see a half-rebuilt set.
+tables) it reads. Staging models (every model that is not a report) become views unless
+the header says `-- materialized: table`; the report models become tables. One
+`build_models` call is one transaction: a failing model leaves every model as it was,
+so readers never see a half-rebuilt set.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,7 @@ ModelKind = Literal["staging", "report"]
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DEPENDS_ON = re.compile(r"^--\s*depends_on\s*:(.*)$", re.IGNORECASE)
+_MATERIALIZED = re.compile(r"^--\s*materialized\s*:\s*(\S*)", re.IGNORECASE)
 
 
 class ModelError(ValueError):
@@ -50,25 +52,51 @@ class Model:
     """Core tables this one reads directly (runs, jobs, tasks, task_errors)."""
     kind: ModelKind
     sql: str
+    declared_materialization: Literal["view", "table"] | None = None
 
     @property
     def materialization(self) -> Literal["view", "table"]:
-        return "table" if self.kind == "report" else "view"
+        """Report models are tables; staging models views unless the file says `table`.
+
+        A staging model read by several others (stg_tasks: a join over every task) is
+        declared a table, so it is computed once per build rather than once per reader.
+        """
+        if self.kind == "report":
+            return "table"
+        return self.declared_materialization or "view"
 
 
-def parse_depends_on(sql: str) -> tuple[str, ...]:
-    """Names from `-- depends_on:` lines in the file's leading comment block."""
-    names: list[str] = []
+def _header_lines(sql: str) -> Iterator[str]:
+    """The file's leading comment lines: only they declare, so a body comment cannot."""
     for line in sql.splitlines():
         stripped = line.strip()
         if not stripped:
             continue
         if not stripped.startswith("--"):
-            break  # only the header counts, so a comment in the body cannot add a dependency
-        match = _DEPENDS_ON.match(stripped)
+            return
+        yield stripped
+
+
+def parse_depends_on(sql: str) -> tuple[str, ...]:
+    """Names from `-- depends_on:` lines in the file's leading comment block."""
+    names: list[str] = []
+    for line in _header_lines(sql):
+        match = _DEPENDS_ON.match(line)
         if match:
             names.extend(n.strip() for n in match.group(1).split(",") if n.strip())
     return tuple(dict.fromkeys(names))
+
+
+def parse_materialized(sql: str) -> Literal["view", "table"] | None:
+    """`-- materialized: table` (or `view`) from the header; None when not declared."""
+    for line in _header_lines(sql):
+        match = _MATERIALIZED.match(line)
+        if match:
+            value = match.group(1).strip().lower()
+            if value not in ("view", "table"):
+                raise ModelError(f"materialized: expected view or table, got {value!r}")
+            return "table" if value == "table" else "view"
+    return None
 
 
 def _read_model(path: Path, model_names: set[str]) -> Model:
@@ -87,7 +115,15 @@ def _read_model(path: Path, model_names: set[str]) -> Model:
         sources=tuple(d for d in declared if d in SOURCE_TABLES),
         kind="report" if name in REPORT_MODELS else "staging",
         sql=sql,
+        declared_materialization=_materialized_of(path, sql),
     )
+
+
+def _materialized_of(path: Path, sql: str) -> Literal["view", "table"] | None:
+    try:
+        return parse_materialized(sql)
+    except ModelError as exc:
+        raise ModelError(f"{path.name}: {exc}") from exc
 
 
 def _topological_order(models: dict[str, Model]) -> list[Model]:

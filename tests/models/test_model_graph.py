@@ -14,6 +14,7 @@ from pipeline.warehouse.models import (
     build_models,
     list_models,
     parse_depends_on,
+    parse_materialized,
 )
 
 
@@ -104,6 +105,30 @@ def test_reports_are_tables() -> None:
         con.execute("select table_name, table_type from information_schema.tables").fetchall()
     )
     assert all(kinds[name] == "BASE TABLE" for name in REPORT_MODELS)
+    # Staging: views, except the ones read by several models, declared tables.
+    assert kinds["stg_runs"] == "VIEW"
+    assert kinds["stg_tasks"] == "BASE TABLE"
+    assert kinds["int_failure_rate_by_dimension"] == "BASE TABLE"
+
+
+def test_parse_materialized_reads_only_the_header() -> None:
+    assert parse_materialized("-- grain: x\n-- materialized: table (why)\nselect 1") == "table"
+    assert parse_materialized("-- Materialized:VIEW\nselect 1") == "view"
+    assert parse_materialized("-- grain: x\nselect 1\n-- materialized: table") is None
+    with pytest.raises(ModelError, match="expected view or table, got 'tabel'"):
+        parse_materialized("-- materialized: tabel\nselect 1")
+
+
+def test_a_model_switching_between_view_and_table_is_rebuilt(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    create_core_tables(con)
+    for kind, expected in (("view", "VIEW"), ("table", "BASE TABLE"), ("view", "VIEW")):
+        sql_dir = write_models(tmp_path, {"stg_x": f"-- materialized: {kind}\nselect 1 as one"})
+        assert build_models(con, sql_dir=sql_dir) == {"stg_x": 1}
+        rows = con.execute(
+            "select table_type from information_schema.tables where table_name = 'stg_x'"
+        ).fetchall()
+        assert rows == [(expected,)]
 
 
 def test_a_failing_model_rolls_back_the_whole_build(tmp_path: Path) -> None:
