@@ -219,14 +219,17 @@ class Warehouse:
         _exec(self.con, "COMMIT")
 
     @contextmanager
-    def bulk(self, checkpoint_every: str = "256MB") -> Iterator[None]:
+    def bulk(self, checkpoint_every: str = "1GB") -> Iterator[None]:
         """Many loads in a row: checkpoint by the given WAL size instead of DuckDB's 16 MB.
 
         Each commit still goes to the WAL, so every batch stays atomic and durable. But a
         checkpoint rewrites each table's last, partly filled row group (122,880 rows), and
         one every ~16 MB rewrites the same raw payloads again and again: loading 100k runs
         in 20 batches cost 2x the time of a single insert (raw_runs alone 10.4 s against
-        4.6 s, measured). The last checkpoint runs on the way out.
+        4.6 s, measured). At 256 MB the three checkpoints of a 100k-run load still took
+        2.0, 5.6 and 3.0 s, growing with raw_runs' unfilled row group (~500 MB of JSON);
+        1 GB leaves one at the end (load part 15.3-16.5 s against 16.7-18.2 s). The WAL
+        file may meanwhile grow to about that size. The last checkpoint runs on the way out.
         """
         (previous,) = self.con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[
             0
