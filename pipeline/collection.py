@@ -229,6 +229,9 @@ class _Submission:
             self.done.set_result(stats or LoadStats())
 
 
+_FAILED = object()  # a batch whose preparation failed (its waiters were told)
+
+
 class _MergingLoader:
     """Loads that connections ask for while another load runs are merged into one.
 
@@ -271,7 +274,7 @@ class _MergingLoader:
                 prepared = await self._prepared(taken)
                 if loading is not None:
                     await loading  # one load at a time
-                if prepared is not None:
+                if prepared is not _FAILED:
                     loading = asyncio.create_task(self._apply(prepared, taken))
                 taken, self._queue = self._queue, []
                 if not taken and loading is not None:
@@ -295,7 +298,7 @@ class _MergingLoader:
         except Exception as exc:  # every waiting connection sees the failure
             for s in taken:
                 s.settle(None, exc)
-            return None
+            return _FAILED
 
     async def _apply(self, prepared: Any, taken: list[_Submission]) -> None:
         try:
