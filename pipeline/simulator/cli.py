@@ -28,11 +28,13 @@ def serve_forever(port: int, seed: int) -> int:
     """Serve on 127.0.0.1:`port` until interrupted; simulated time runs 60x real time."""
     config = SimulatorConfig(seed=seed, realtime_speed=60.0)
     stop = threading.Event()
-    with SimulatorServer(config, port=port) as sim:
-        print(describe(sim), flush=True)
-        try:
+    # Ctrl-C may come at any point, even while the settings are printed: every way out
+    # goes through the server's __exit__, which stops it and releases the port.
+    try:
+        with SimulatorServer(config, port=port) as sim:
+            print(describe(sim), flush=True)
             while not stop.wait(3600):
                 pass
-        except KeyboardInterrupt:
-            print("\nstopped", flush=True)
+    except KeyboardInterrupt:
+        print("\nstopped", flush=True)
     return 0
