@@ -177,8 +177,15 @@ def test_a_load_stopped_early_stops_the_reading_process(tmp_path: Path) -> None:
     batches = batches_from_worker(files, "c1", 2)
     first = next(batches)
     assert first.runs_read == 2
-    children = psutil.Process().children()
-    assert children  # the reading process
+
+    def is_reader(child: psutil.Process) -> bool:
+        try:
+            return "pipeline.warehouse.worker" in " ".join(child.cmdline())
+        except psutil.Error:  # another test's child that has exited meanwhile
+            return False
+
+    children = [child for child in psutil.Process().children() if is_reader(child)]
+    assert len(children) == 1  # the reading process (other tests' children are not counted)
     batches.close()
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
