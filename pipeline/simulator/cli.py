@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 
 from pipeline.simulator.config import SimulatorConfig
@@ -28,6 +29,10 @@ def serve_forever(port: int, seed: int) -> int:
     """Serve on 127.0.0.1:`port` until interrupted; simulated time runs 60x real time."""
     config = SimulatorConfig(seed=seed, realtime_speed=60.0)
     stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # A shell starts background jobs with SIGINT ignored, and Python then installs no
+        # KeyboardInterrupt handler: "Ctrl-C to stop" (or kill -INT) must work anyway.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # Ctrl-C may come at any point, even while the settings are printed: every way out
     # goes through the server's __exit__, which stops it and releases the port.
     try:
