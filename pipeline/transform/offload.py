@@ -32,7 +32,6 @@ import logging
 import os
 import pickle
 import signal
-import struct
 import subprocess
 import sys
 import traceback
@@ -41,11 +40,11 @@ from typing import IO, Any, TypeVar
 
 import orjson
 
+from pipeline.messages import read_message, send_message
 from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
 
 log = logging.getLogger("pipeline.transform.offload")
 
-_HEADER = struct.Struct("<Q")
 _READY, _REQUEST, _BATCH, _FAILED = b"R", b"Q", b"B", b"F"
 # A child is ready 0.2 s after it is started (warm caches; ~0.5 s cold), about what
 # 2,500-5,000 runs cost to flatten in a thread; a collection that big is likely to go on.
@@ -60,30 +59,6 @@ T = TypeVar("T")
 
 class FlatteningChildFailed(RuntimeError):
     """The flattening process died, failed or stopped answering; the text says which."""
-
-
-# --- the wire: length-prefixed messages over the child's stdin and stdout ----------------
-
-
-def _send(stream: IO[bytes], kind: bytes, body: bytes) -> None:
-    stream.write(kind + _HEADER.pack(len(body)))
-    stream.write(body)
-    stream.flush()
-
-
-def _receive(stream: IO[bytes]) -> tuple[bytes, bytes] | None:
-    """(kind, body), or None at a clean end of the stream."""
-    kind = stream.read(1)
-    if not kind:
-        return None
-    head = stream.read(_HEADER.size)
-    if len(head) != _HEADER.size:
-        raise EOFError("the stream ended inside a message header")
-    (size,) = _HEADER.unpack(head)
-    body = stream.read(size)
-    if len(body) != size:
-        raise EOFError("the stream ended inside a message")
-    return kind, body
 
 
 def encode_runs(runs: Sequence[FetchedRun]) -> bytes:
@@ -121,9 +96,9 @@ def main() -> int:
     """The child: answer each request on stdin with its FlatBatch on stdout, until EOF."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
-        _send(stdout, _READY, b"")
-        while (message := _receive(stdin)) is not None:
-            _send(stdout, *_answer(message))
+        send_message(stdout, _READY, b"")
+        while (message := read_message(stdin)) is not None:
+            send_message(stdout, *_answer(message))
     except (BrokenPipeError, EOFError):
         return 1  # the collector went away; it knows why
     return 0
@@ -184,7 +159,7 @@ class FlatteningChild:
     def flatten(self, runs: Sequence[FetchedRun]) -> FlatBatch:
         body = encode_runs(runs)
         try:
-            _send(self._in, _REQUEST, body)
+            send_message(self._in, _REQUEST, body)
         except (BrokenPipeError, ValueError, OSError) as exc:
             raise FlatteningChildFailed(f"{self.describe_exit()} (sending a batch: {exc})") from exc
         kind, answer = self._expect(f"flattening {len(runs)} runs")
@@ -197,7 +172,7 @@ class FlatteningChild:
 
     def _expect(self, doing: str) -> tuple[bytes, bytes]:
         try:
-            message = _receive(self._out)
+            message = read_message(self._out)
         except (EOFError, ValueError, OSError) as exc:
             message, why = None, f" ({exc})"
         else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import struct
 import subprocess
 import sys
 import threading
@@ -23,9 +22,9 @@ from queue import Full, Queue
 from typing import IO, Any
 
 from pipeline.itwin.errors import ITwinRunsError
+from pipeline.messages import read_message, send_message
 from pipeline.warehouse.reading import FileBatch, flattened_batches
 
-_HEADER = struct.Struct("<Q")
 _BATCH, _FAILED = b"B", b"F"
 # Batches received ahead of the loader (about 20 MB each at 2,500 runs).
 READ_AHEAD_BATCHES = 2
@@ -106,30 +105,21 @@ def _put(queue: Queue[tuple[str, Any]], message: tuple[str, Any], stopped: threa
 
 def _receive(stream: IO[bytes]) -> Iterator[FileBatch]:
     while True:
-        kind = stream.read(1)
-        if not kind:
+        try:
+            message = read_message(stream)
+        except EOFError as exc:
+            raise WorkerFailedError(
+                "the file reading process stopped in the middle of a batch"
+            ) from exc
+        if message is None:
             return
-        (size,) = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
-        body = _read_exactly(stream, size)
+        kind, body = message
         if kind == _FAILED:
             raise WorkerFailedError(f"reading the files failed:\n{body.decode()}")
         item = pickle.loads(body)  # noqa: S301 - written by our own child process
         if not isinstance(item, FileBatch):
             raise WorkerFailedError(f"unexpected message from the reading process: {type(item)}")
         yield item
-
-
-def _read_exactly(stream: IO[bytes], size: int) -> bytes:
-    data = stream.read(size)
-    if len(data) != size:
-        raise WorkerFailedError("the file reading process stopped in the middle of a batch")
-    return data
-
-
-def _send(stream: IO[bytes], kind: bytes, body: bytes) -> None:
-    stream.write(kind + _HEADER.pack(len(body)))
-    stream.write(body)
-    stream.flush()
 
 
 def main() -> int:
@@ -139,11 +129,11 @@ def main() -> int:
     files = [Path(f) for f in request["files"]]
     try:
         for item in flattened_batches(files, request["connection"], request["batch"]):
-            _send(out, _BATCH, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+            send_message(out, _BATCH, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
     except BrokenPipeError:
         return 1  # the loader went away; it reports why
     except Exception:
-        _send(out, _FAILED, traceback.format_exc().encode())
+        send_message(out, _FAILED, traceback.format_exc().encode())
         return 1
     return 0
 

@@ -17,6 +17,7 @@ import pytest
 from pipeline.collection import CollectionResult, Collector
 from pipeline.itwin.client import ExportApiClient
 from pipeline.itwin.settings import Settings
+from pipeline.messages import read_message, send_message
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
 from pipeline.simulator.world import World
@@ -120,8 +121,8 @@ def test_child_flattens_hostile_runs_exactly_as_this_process(child: FlatteningCh
 def test_a_bad_request_is_answered_with_the_reason_and_the_child_serves_on(
     child: FlatteningChild,
 ) -> None:
-    offload._send(child._in, b"X", b"")
-    kind, body = offload._receive(child._out) or (b"", b"")
+    send_message(child._in, b"X", b"")
+    kind, body = read_message(child._out) or (b"", b"")
     assert kind == b"F" and b"unexpected message kind" in body
     runs = simulator_runs(1, 10)
     assert_same(child.flatten(runs), flatten_runs(runs))
