@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import uuid
@@ -217,16 +218,16 @@ def _young_gc_only() -> Iterator[None]:
 
 @dataclass
 class _Submission:
-    runs: list[FetchedRun]
-    done: asyncio.Future[LoadStats]
+    runs: list[Any]  # runs to load, or whatever else a _MergingLoader writes
+    done: asyncio.Future[Any]
 
-    def settle(self, stats: LoadStats | None, exc: BaseException | None = None) -> None:
+    def settle(self, stats: Any, exc: BaseException | None = None) -> None:
         if self.done.done():
             return  # its connection was cancelled meanwhile
         if exc is not None:
             self.done.set_exception(exc)
         else:
-            self.done.set_result(stats or LoadStats())
+            self.done.set_result(stats)
 
 
 _FAILED = object()  # a batch whose preparation failed (its waiters were told)
@@ -245,20 +246,23 @@ class _MergingLoader:
     connection submits again only after its last batch loaded, so two batches in flight
     never share a connection and their order does not matter. At most one batch is
     being prepared and one loaded (plus one prepared and waiting), which bounds memory.
+
+    The end-of-connection bookkeeping (full-pass marks, collection-log rows) is merged
+    the same way.
     """
 
     def __init__(
         self,
-        load: Callable[[Any], Awaitable[LoadStats]],
-        prepare: Callable[[list[FetchedRun]], Awaitable[Any]] | None = None,
+        load: Callable[[Any], Awaitable[Any]],
+        prepare: Callable[[list[Any]], Awaitable[Any]] | None = None,
     ) -> None:
         self._load = load
         self._prepare = prepare
         self._queue: list[_Submission] = []
         self._driver: asyncio.Task[None] | None = None
 
-    async def submit(self, runs: list[FetchedRun]) -> LoadStats:
-        done: asyncio.Future[LoadStats] = asyncio.get_running_loop().create_future()
+    async def submit(self, runs: list[Any]) -> Any:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(_Submission(list(runs), done))
         if self._driver is None or self._driver.done():
             # Taken now, not when the task first runs: a lone load is not delayed, and
@@ -357,6 +361,10 @@ class Collector:
             offload_after_runs=offload_after_runs, flatten_here=_flatten_here
         )
         self._loader = _MergingLoader(self._load_batch, prepare=self._flattener.flatten)
+        self._finisher = _MergingLoader(self._write_finished)
+        # Read once for all connections when the collection starts (see run()).
+        self._last_full: dict[str, datetime] = {}
+        self._open_at_start: dict[str, list[str]] = {}
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         async with self._db_lock:
@@ -365,6 +373,11 @@ class Collector:
     async def run(self) -> CollectionResult:
         started = self.now()
         connection_ids, failures = await self._resolve_connections()
+        # One query each for all connections, not one per connection queued with the loads.
+        # The open runs read now are those a connection's end would find unseen: every run
+        # this collection stores was on a page it read.
+        self._last_full = await self._db(self.warehouse.last_full_passes, connection_ids)
+        self._open_at_start = await self._db(self.warehouse.open_runs_by_connection, connection_ids)
         # Many small loads in a row: checkpoint by WAL size, not every 16 MB (see bulk()).
         # 256 MB, not bulk()'s 1 GB for file loads: here checkpoints overlap the waits for
         # the API, and a big one left for the end lengthens the tail. First collection,
@@ -411,14 +424,14 @@ class Collector:
                     imodel_id=imodel_id,
                 )
                 failures.append(result)
-                await self._log(result)
+                await self._finish(result)
                 self.progress.connection_finished(result)
         return ids, failures
 
-    async def _choose_mode(self, connection_id: str) -> str:
+    def _choose_mode(self, connection_id: str) -> str:
         if self.force_full:
             return FULL
-        last_full = await self._db(self.warehouse.last_full_pass, connection_id)
+        last_full = self._last_full.get(connection_id)
         if last_full is None:
             return FULL  # first collection, or an earlier full pass never finished
         age = (self.now() - last_full).total_seconds()
@@ -426,12 +439,12 @@ class Collector:
 
     async def _collect_one(self, connection_id: str) -> ConnectionResult:
         result = ConnectionResult(connection_id=connection_id, mode=FULL, started_at=self.now())
+        full_pass: datetime | None = None  # what to record as its last full pass, if anything
         try:
-            result.mode = await self._choose_mode(connection_id)
+            result.mode = self._choose_mode(connection_id)
             self.progress.connection_started(connection_id, result.mode)
-            seen, read_all = await self._read_pages(connection_id, result)
-            if result.mode == FULL and read_all:
-                await self._db(self.warehouse.mark_full_pass, connection_id, result.started_at)
+            seen, read_all, deferred_full = await self._read_pages(connection_id, result)
+            full_pass = result.started_at if result.mode == FULL and read_all else deferred_full
             await self._refresh_open_runs(connection_id, seen, result)
         except ITwinRunsError as exc:
             err = exc if isinstance(exc, ApiError) else ApiError(message=str(exc))
@@ -440,16 +453,17 @@ class Collector:
             result.error = err
             log.warning("collecting connection %s failed: %s", connection_id, err)
         result.ended_at = self.now()
-        await self._log(result)
+        await self._finish(result, full_pass)
         self.progress.connection_finished(result)
         return result
 
     async def _read_pages(
         self, connection_id: str, result: ConnectionResult
-    ) -> tuple[set[str], bool]:
+    ) -> tuple[set[str], bool, datetime | None]:
         """Read pages (all of them, or the newest until one holds nothing new); load in batches.
 
-        Returns the run ids seen and whether the list was read to its end.
+        Returns the run ids seen, whether the list was read to its end, and the last full
+        pass to restore once the connection ends (set when `_defer_full_pass` ran).
         """
         seen: set[str] = set()
         pending: list[FetchedRun] = []
@@ -494,9 +508,7 @@ class Collector:
             loading = await self._hand_over(pending, result, loading)
         if loading is not None:
             await loading
-        if deferred_full is not None:
-            await self._db(self.warehouse.mark_full_pass, connection_id, deferred_full)
-        return seen, read_all
+        return seen, read_all, deferred_full
 
     async def _defer_full_pass(self, connection_id: str) -> datetime:
         """Make the next collection a full pass until this read has loaded all it found.
@@ -505,9 +517,8 @@ class Collector:
         a crash or failure the next incremental read would stop before the older new runs
         this one never loaded. Returns the real last full pass, to restore at the end.
         """
-        last: datetime | None = await self._db(self.warehouse.last_full_pass, connection_id)
         await self._db(self.warehouse.mark_full_pass, connection_id, _LONG_AGO)
-        return last or _LONG_AGO
+        return self._last_full.get(connection_id, _LONG_AGO)
 
     async def _page_is_unchanged(
         self, connection_id: str, runs: list[Any], run_ids: list[str]
@@ -523,8 +534,7 @@ class Collector:
         self, connection_id: str, seen: set[str], result: ConnectionResult
     ) -> None:
         """Re-fetch stored runs that are not Completed and were not on the pages just read."""
-        open_ids: list[str] = await self._db(self.warehouse.open_run_ids, connection_id)
-        todo = [rid for rid in open_ids if rid not in seen]
+        todo = [rid for rid in self._open_at_start.get(connection_id, []) if rid not in seen]
         if not todo:
             return
 
@@ -588,7 +598,12 @@ class Collector:
         result.runs_unchanged += counts.unchanged
         result.runs_quarantined += counts.quarantined
 
-    async def _log(self, result: ConnectionResult) -> None:
+    async def _finish(self, result: ConnectionResult, full_pass: datetime | None = None) -> None:
+        """Record a connection's end: its collection-log row, and its full pass if any.
+
+        Connections ending while another's record is written go into the next write
+        together (see Warehouse.record_finished).
+        """
         err = result.error
         entry = CollectionLogEntry(
             collection_id=self.collection_id,
@@ -609,9 +624,22 @@ class Collector:
             runs_quarantined=result.runs_quarantined,
         )
         try:
-            await self._db(self.warehouse.log_collection, entry)
-        except Exception:  # the log is bookkeeping; never lose a collection over it
-            log.exception("could not write the collection log for %s", result.connection_id)
+            await self._finisher.submit([(entry, full_pass)])
+        except Exception:
+            # Bookkeeping: the runs are loaded. Without the full-pass mark the next
+            # collection reads this connection whole again, which is safe.
+            log.exception("could not record the end of connection %s", result.connection_id)
+
+    async def _write_finished(
+        self, finished: list[tuple[CollectionLogEntry, datetime | None]]
+    ) -> None:
+        entries = [entry for entry, _ in finished]
+        marks = [(entry.connection_id, at) for entry, at in finished if at is not None]
+        await self._db(
+            functools.partial(
+                self.warehouse.record_finished, full_passes=marks, log_entries=entries
+            )
+        )
 
 
 async def collect(

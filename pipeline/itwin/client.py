@@ -47,6 +47,18 @@ class RunsPage:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _pool_limits(settings: Settings) -> httpx.Limits:
+    """As many kept-alive connections as requests may be in flight.
+
+    httpx keeps 20 by default: with more in flight, connections were closed as they fell
+    idle and new ones opened a moment later (a TCP and TLS handshake each against the real
+    API), and requests queued inside the pool for them (up to 40 at once, measured in a
+    200-connection collection).
+    """
+    slots = max(1, settings.in_flight_limit)
+    return httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
+
+
 class ExportApiClient:
     """One long-lived httpx.AsyncClient with auth, retries, rate budget and paging.
 
@@ -64,6 +76,7 @@ class ExportApiClient:
             timeout=_timeouts(settings),
             follow_redirects=False,
             transport=transport,
+            limits=_pool_limits(settings),
         )
         self._totals = CallStats()
         self.auth = self._make_auth()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -311,40 +311,75 @@ class Warehouse:
 
     def open_run_ids(self, connection_id: str) -> list[str]:
         """Stored runs not yet Completed (a missing state counts as not Completed)."""
+        return self.open_runs_by_connection([connection_id]).get(connection_id, [])
+
+    def open_runs_by_connection(self, connection_ids: Sequence[str]) -> dict[str, list[str]]:
+        """`open_run_ids` of many connections in one query (connections with none left out)."""
         rows = self.con.execute(
-            "SELECT run_id FROM raw_latest WHERE connection_id = ? "
-            "AND state IS DISTINCT FROM 'Completed' ORDER BY run_id",
-            [connection_id],
+            "SELECT connection_id, run_id FROM raw_latest "
+            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[])) "
+            "AND state IS DISTINCT FROM 'Completed' ORDER BY connection_id, run_id",
+            [list(connection_ids)],
         ).fetchall()
-        return [str(r[0]) for r in rows]
+        out: dict[str, list[str]] = {}
+        for cid, rid in rows:
+            out.setdefault(str(cid), []).append(str(rid))
+        return out
 
     def stored_run_count(self, connection_id: str) -> int:
         sql = "SELECT count(*) FROM raw_latest WHERE connection_id = ?"
         return int(_one(self.con, sql, [connection_id]) or 0)
 
     def last_full_pass(self, connection_id: str) -> datetime | None:
-        sql = "SELECT last_full_pass FROM full_passes WHERE connection_id = ?"
-        at = _one(self.con, sql, [connection_id])
-        return None if at is None else _as_utc(at)
+        return self.last_full_passes([connection_id]).get(connection_id)
+
+    def last_full_passes(self, connection_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each connection's list was last read to its end (connections never, left out)."""
+        rows = self.con.execute(
+            "SELECT connection_id, last_full_pass FROM full_passes "
+            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(connection_ids)],
+        ).fetchall()
+        return {str(cid): _as_utc(at) for cid, at in rows}
 
     def mark_full_pass(self, connection_id: str, at: datetime) -> None:
-        _exec(
-            self.con,
-            "INSERT OR REPLACE INTO full_passes (connection_id, last_full_pass) VALUES (?, ?)",
-            [connection_id, _as_utc(at)],
-        )
+        self.record_finished(full_passes=[(connection_id, at)])
 
     def log_collection(self, entry: CollectionLogEntry) -> None:
-        values = asdict(entry)
-        for name in ("started_at", "ended_at"):
-            values[name] = _as_utc(values[name])
-        names = COLLECTION_LOG.names
-        marks = ", ".join("?" * len(names))
-        _exec(
-            self.con,
-            f"INSERT INTO collection_log ({', '.join(names)}) VALUES ({marks})",
-            [values[n] for n in names],
-        )
+        self.record_finished(log_entries=[entry])
+
+    def record_finished(
+        self,
+        *,
+        full_passes: Sequence[tuple[str, datetime]] = (),
+        log_entries: Sequence[CollectionLogEntry] = (),
+    ) -> None:
+        """Full-pass marks and collection-log rows of many connections, in one transaction.
+
+        200 connections finishing together each wrote two rows in two commits, queued with
+        the loads on the one connection: 1.4 ms to 2.4 ms per statement and 2-3 s at the
+        end of a 200-connection collection (measured). A later mark of a connection wins.
+        """
+        marks = {cid: _as_utc(at) for cid, at in full_passes}
+        with self._transaction():
+            if marks:
+                _exec(
+                    self.con,
+                    "INSERT OR REPLACE INTO full_passes (connection_id, last_full_pass) "
+                    "SELECT unnest(?::VARCHAR[]), unnest(?::TIMESTAMPTZ[])",
+                    [list(marks), list(marks.values())],
+                )
+            if log_entries:
+                rows = [asdict(e) for e in log_entries]
+                for row in rows:
+                    for name in ("started_at", "ended_at"):
+                        row[name] = _as_utc(row[name])
+                with self._registered({"_log_rows": pa.Table.from_pylist(rows, COLLECTION_LOG)}):
+                    names = ", ".join(COLLECTION_LOG.names)
+                    _exec(
+                        self.con,
+                        f"INSERT INTO collection_log ({names}) SELECT {names} FROM _log_rows",
+                    )
 
     def table_counts(self) -> dict[str, int]:
         counts = {}
@@ -489,7 +524,9 @@ def _connect(path: Path, timeout_s: float, read_only: bool) -> duckdb.DuckDBPyCo
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            if read_only:
+                return duckdb.connect(str(path), read_only=True)
+            return _attach_for_writing(path)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
@@ -498,6 +535,31 @@ def _connect(path: Path, timeout_s: float, read_only: bool) -> duckdb.DuckDBPyCo
                 raise WarehouseLockedError(path, _holder(str(exc)), timeout_s) from exc
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
+
+
+# Rows per row group of the tables we write (DuckDB's default is 122,880). A checkpoint
+# rewrites each table's last, partly filled row group: with raw payloads of ~4 KB that is
+# up to ~500 MB rewritten per checkpoint, and more the more often a collection commits.
+# Replaying a 100k-run collection (20 commits, 256 MB checkpoints): DuckDB's time 13.9-14.1 s
+# at the default, 9.8-11.1 s at 16,384 (32,768: 11.8 s, 65,536: 13.4 s); the file grows
+# from 177 to 215 MB. The size is a setting of the attachment, not stored in the file, so
+# other readers of the file are unaffected.
+WRITE_ROW_GROUP_SIZE = 16_384
+
+
+def _attach_for_writing(path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection whose default database is the warehouse file, with our row group size."""
+    # Spill beside the file, as DuckDB does when it opens a file itself (an in-memory
+    # database would spill to `.tmp` in the working directory).
+    con = duckdb.connect(config={"temp_directory": f"{path}.tmp"})
+    try:
+        literal = str(path).replace("'", "''")
+        _exec(con, f"ATTACH '{literal}' AS warehouse (ROW_GROUP_SIZE {WRITE_ROW_GROUP_SIZE})")
+        _exec(con, "USE warehouse")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _holder(message: str) -> str:

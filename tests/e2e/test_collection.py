@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,24 @@ def test_faults_on_every_request_class_still_end_identical(tmp_path: Path) -> No
     assert snapshot(tmp_path / "clean" / "warehouse.duckdb") == snapshot(
         tmp_path / "faulty" / "warehouse.duckdb"
     )
+
+
+def test_a_failed_end_record_loses_no_runs_and_the_next_read_is_whole(
+    sim: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from pipeline.warehouse.store import Warehouse
+
+    def broken(self: Warehouse, **_: Any) -> None:
+        raise OSError("disk full")
+
+    settings = sim_settings(sim, tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(Warehouse, "record_finished", broken)
+        first = collect_once(settings)
+    # The runs are committed; only the bookkeeping is missing, and the log says so.
+    assert first.ok and first.runs_loaded == sum(map(sim.world.run_count, sim.connection_ids))
+    assert "could not record the end of connection" in caplog.text
+    again = collect_once(settings)
+    assert all(c.mode == "full" for c in again.connections)  # no full pass was recorded
+    assert again.ok and again.runs_loaded == 0
+    assert all(c.mode == "incremental" for c in collect_once(settings).connections)

@@ -164,6 +164,50 @@ def test_full_pass_and_collection_log(w: Warehouse) -> None:
     assert w.table_counts()["collection_log"] == 1
 
 
+def test_bookkeeping_of_many_connections_at_once(w: Warehouse) -> None:
+    load(w, [run("r1", state="Executing"), run("r2")])
+    load(w, [run("r9", state="Queued")], conn="c2")
+    assert w.open_runs_by_connection(["c1", "c2", "c3"]) == {"c1": ["r1"], "c2": ["r9"]}
+    assert w.open_runs_by_connection([]) == {}
+    entries = [
+        CollectionLogEntry("col", cid, T, T + timedelta(seconds=1), "ok", pages=n)
+        for n, cid in enumerate(["c1", "c2", "c3"])
+    ]
+    later = T + timedelta(hours=2)
+    w.record_finished(full_passes=[("c1", T), ("c2", T), ("c1", later)], log_entries=entries)
+    # A later mark of the same connection wins; a connection never read whole is absent.
+    assert w.last_full_passes(["c1", "c2", "c3"]) == {"c1": later, "c2": T}
+    rows = w.con.execute(
+        "SELECT connection_id, pages, started_at FROM collection_log ORDER BY connection_id"
+    ).fetchall()
+    assert rows == [("c1", 0, T), ("c2", 1, T), ("c3", 2, T)]
+
+
+def test_bookkeeping_is_one_transaction(w: Warehouse) -> None:
+    bad = CollectionLogEntry("col", "c1", T, T, "ok", pages=2**70)  # overflows BIGINT
+    with pytest.raises(Exception, match=r"(?i)overflow|out of range|conver"):
+        w.record_finished(full_passes=[("c1", T)], log_entries=[bad])
+    assert w.last_full_pass("c1") is None  # the mark written first was rolled back
+    assert w.table_counts()["collection_log"] == 0
+
+
+def test_warehouse_file_is_written_with_small_row_groups(tmp_path: Any) -> None:
+    from pipeline.warehouse.store import WRITE_ROW_GROUP_SIZE, open_warehouse
+
+    path = tmp_path / "w.duckdb"
+    with open_warehouse(path) as wh:
+        load(wh, [run(f"r{i}") for i in range(3)])
+        wh.con.execute("CREATE TABLE big AS SELECT range AS i FROM range(40000)").fetchall()
+        groups = wh.con.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('big')"
+        ).fetchall()
+        assert groups == [(-(-40000 // WRITE_ROW_GROUP_SIZE),)]
+        (spill,) = wh.con.execute("SELECT current_setting('temp_directory')").fetchall()[0]
+        assert spill == f"{path}.tmp"  # beside the file, not in the working directory
+    with duckdb.connect(str(path), read_only=True) as con:  # a plain open reads it all
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(3,)]
+
+
 def test_warehouse_on_an_existing_file_reopens_read_only(tmp_path: Any) -> None:
     path = tmp_path / "w.duckdb"
     con = duckdb.connect(str(path))
