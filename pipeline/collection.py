@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import uuid
@@ -366,9 +365,9 @@ class Collector:
         self._last_full: dict[str, datetime] = {}
         self._open_at_start: dict[str, list[str]] = {}
 
-    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         async with self._db_lock:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def run(self) -> CollectionResult:
         started = self.now()
@@ -635,11 +634,7 @@ class Collector:
     ) -> None:
         entries = [entry for entry, _ in finished]
         marks = [(entry.connection_id, at) for entry, at in finished if at is not None]
-        await self._db(
-            functools.partial(
-                self.warehouse.record_finished, full_passes=marks, log_entries=entries
-            )
-        )
+        await self._db(self.warehouse.record_finished, full_passes=marks, log_entries=entries)
 
 
 async def collect(

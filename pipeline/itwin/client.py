@@ -55,7 +55,7 @@ def _pool_limits(settings: Settings) -> httpx.Limits:
     API), and requests queued inside the pool for them (up to 40 at once, measured in a
     200-connection collection).
     """
-    slots = max(1, settings.in_flight_limit)
+    slots = settings.in_flight_limit  # at least 1 (see Settings.in_flight_limit)
     return httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
 
 
