@@ -99,8 +99,13 @@ class CollectionLogEntry:
 class Warehouse:
     """The warehouse over one DuckDB connection (not safe for concurrent use)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, memory_limit: str | None = None) -> None:
         self.con = con
+        # DuckDB shows its memory limit rounded down to 0.1 MiB, so reading it back and
+        # setting that drifts it down; the limit given here is restored as given.
+        self._given = {"memory_limit": memory_limit} if memory_limit else {}
+        if memory_limit:
+            _exec(con, f"SET memory_limit = '{memory_limit}'")
         create_all_tables(con)
         # A hook for tests: called between the statements of a load.
         self._between_statements: Callable[[str], None] | None = None
@@ -135,32 +140,25 @@ class Warehouse:
 
     def _apply(self, batch: FlatBatch) -> LoadStats:
         """The statements of a load, inside the caller's transaction."""
-        views = {
-            "_b_latest": batch.latest,
-            "_b_raw": batch.raw,
-            "_b_quarantine": batch.quarantine,
-            **{f"_b_{name}": table for name, table in batch.tables.items()},
-        }
-        with self._registered(views):
-            outcome = self._classify()
-            # Statements with nothing to do still scan whole tables; skip them, so a
-            # batch costs what it changes, not what the history holds.
-            kinds = {kind for _, kind, n in outcome if n}
-            if kinds & {"new", "changed"}:
-                self._replace_subtrees(delete="changed" in kinds)
-            self._record_versions(kinds, has_raw=batch.raw.num_rows > 0)
-            if batch.quarantine.num_rows:
-                self._run("INSERT quarantine", _INSERT_QUARANTINE)
+        outcome = self._classify(batch.latest)
+        # Statements with nothing to do still scan whole tables; skip them, so a
+        # batch costs what it changes, not what the history holds.
+        kinds = {kind for _, kind, n in outcome if n}
+        if kinds & {"new", "changed"}:
+            self._replace_subtrees(batch.tables, delete="changed" in kinds)
+        self._record_versions(kinds, batch.raw)
+        if batch.quarantine.num_rows:
+            self._run("INSERT quarantine", _INSERT_QUARANTINE, ("_b_quarantine", batch.quarantine))
         return self._stats(outcome, batch.quarantine)
 
-    def _classify(self) -> list[tuple[str, str, int]]:
-        self._run("classify", _CLASSIFY)
+    def _classify(self, latest: pa.Table) -> list[tuple[str, str, int]]:
+        self._run("classify", _CLASSIFY, ("_b_latest", latest))
         rows = self.con.execute(
             "SELECT connection_id, outcome, count(*) FROM _classified GROUP BY ALL"
         ).fetchall()
         return [(str(c), str(o), int(n)) for c, o, n in rows]
 
-    def _replace_subtrees(self, *, delete: bool) -> None:
+    def _replace_subtrees(self, tables: dict[str, pa.Table], *, delete: bool) -> None:
         on = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
         for name in _DELETE_ORDER if delete else ():
             self._run(
@@ -173,11 +171,14 @@ class Warehouse:
                 f"INSERT {name}",
                 f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name} t "
                 f"SEMI JOIN _classified c ON {on} AND c.outcome IN ('new', 'changed')",
+                (f"_b_{name}", tables[name]),
             )
 
-    def _record_versions(self, kinds: set[str], *, has_raw: bool) -> None:
-        if has_raw:
-            self._run("INSERT raw_runs", _INSERT_RAW)
+    def _record_versions(self, kinds: set[str], raw: pa.Table) -> None:
+        if raw.num_rows and "new" in kinds:
+            self._run("INSERT raw_runs new", _INSERT_RAW_NEW, ("_b_raw", raw))
+        if raw.num_rows and kinds - {"new"}:
+            self._run("INSERT raw_runs", _INSERT_RAW_OTHERS, ("_b_raw", raw))
         if "changed" in kinds:
             self._run("UPDATE raw_latest changed", _UPDATE_LATEST_CHANGED)
         if "unchanged" in kinds:
@@ -193,20 +194,14 @@ class Warehouse:
             stats.connections.setdefault(cid or "", ConnectionLoadStats()).quarantined += 1
         return stats
 
-    def _run(self, label: str, sql: str) -> None:
+    def _run(self, label: str, sql: str, table: tuple[str, pa.Table] | None = None) -> None:
+        """One statement; `table` = (name, Arrow table) the statement reads by that name."""
         if self._between_statements is not None:
             self._between_statements(label)
-        _exec(self.con, sql)
-
-    @contextmanager
-    def _registered(self, views: dict[str, pa.Table]) -> Iterator[None]:
-        for name, table in views.items():
-            self.con.register(name, table)
-        try:
-            yield
-        finally:
-            for name in views:
-                self.con.unregister(name)
+        if table is None:
+            _exec(self.con, sql)
+        else:
+            _exec_reading(self.con, sql, *table)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -219,27 +214,23 @@ class Warehouse:
         _exec(self.con, "COMMIT")
 
     @contextmanager
-    def bulk(self, checkpoint_every: str = "1GB") -> Iterator[None]:
+    def bulk(self, checkpoint_every: str = "1GB", memory_limit: str = "256MB") -> Iterator[None]:
         """Many loads in a row: checkpoint by the given WAL size instead of DuckDB's 16 MB.
 
-        Each commit still goes to the WAL, so every batch stays atomic and durable. But a
-        checkpoint rewrites each table's last, partly filled row group (122,880 rows), and
-        one every ~16 MB rewrites the same raw payloads again and again: loading 100k runs
-        in 20 batches cost 2x the time of a single insert (raw_runs alone 10.4 s against
-        4.6 s, measured). At 256 MB the three checkpoints of a 100k-run load still took
-        2.0, 5.6 and 3.0 s, growing with raw_runs' unfilled row group (~500 MB of JSON);
-        1 GB leaves one at the end (load part 15.3-16.5 s against 16.7-18.2 s). The WAL
-        file may meanwhile grow to about that size. The last checkpoint runs on the way out.
+        A checkpoint rewrites each table's last, partly filled row group, and one every
+        ~16 MB rewrote the same raw payloads again and again: loading 100k runs in 20
+        batches cost 2x the time of a single insert (raw_runs alone 10.4 s against 4.6 s,
+        measured). The WAL file may meanwhile grow to `checkpoint_every`; the last
+        checkpoint runs on the way out.
+
+        DuckDB is held to `memory_limit` meanwhile, since a reading process sits beside
+        it: 256 MB against 512 MB cost nothing measurable (100k runs in one transaction:
+        7.8 against 7.6 s) and held `itwin-runs load` of 300k runs to 776 MB of process
+        tree RSS against 977 MB (measured).
         """
-        (previous,) = self.con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[
-            0
-        ]
-        _exec(self.con, f"SET checkpoint_threshold = '{checkpoint_every}'")
-        try:
+        with self._settings(checkpoint_threshold=checkpoint_every, memory_limit=memory_limit):
             yield
             _exec(self.con, "CHECKPOINT")
-        finally:
-            _exec(self.con, f"SET checkpoint_threshold = '{previous}'")
 
     @contextmanager
     def threads(self, count: int) -> Iterator[None]:
@@ -249,12 +240,24 @@ class Warehouse:
         second DuckDB thread only contends with it (measured: `itwin-runs load` of 100k
         runs 18.7-20.8 s with one thread against 21.1-25.8 s with two).
         """
-        (previous,) = self.con.execute("SELECT current_setting('threads')").fetchall()[0]
-        _exec(self.con, f"SET threads = {int(count)}")
+        with self._settings(threads=int(count)):
+            yield
+
+    @contextmanager
+    def _settings(self, **settings: str | int) -> Iterator[None]:
+        """DuckDB settings changed for a while, each restored to what it was."""
+        previous = {
+            name: self._given.get(name)
+            or self.con.execute("SELECT current_setting(?)", [name]).fetchall()[0][0]
+            for name in settings
+        }
         try:
+            for name, value in settings.items():
+                _exec(self.con, f"SET {name} = '{value}'")
             yield
         finally:
-            _exec(self.con, f"SET threads = {int(previous)}")
+            for name, value in previous.items():
+                _exec(self.con, f"SET {name} = '{value}'")
 
     # --- rebuilding --------------------------------------------------------------------
 
@@ -282,15 +285,14 @@ class Warehouse:
             )
         ]
         batch = flatten_runs(runs)
-        views = {f"_b_{name}": table for name, table in batch.tables.items()}
-        views["_b_quarantine"] = batch.quarantine
-        with self._registered(views):
-            for name, (schema, _) in CORE_TABLES.items():
-                cols = ", ".join(schema.names)
-                self._run(
-                    f"INSERT {name}", f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name}"
-                )
-            self._run("INSERT quarantine", _INSERT_QUARANTINE)
+        for name, (schema, _) in CORE_TABLES.items():
+            cols = ", ".join(schema.names)
+            self._run(
+                f"INSERT {name}",
+                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name}",
+                (f"_b_{name}", batch.tables[name]),
+            )
+        self._run("INSERT quarantine", _INSERT_QUARANTINE, ("_b_quarantine", batch.quarantine))
         stats = LoadStats()
         for cid in batch.tables["runs"].column("connection_id").to_pylist():
             stats.connections.setdefault(cid, ConnectionLoadStats()).new += 1
@@ -374,12 +376,13 @@ class Warehouse:
                 for row in rows:
                     for name in ("started_at", "ended_at"):
                         row[name] = _as_utc(row[name])
-                with self._registered({"_log_rows": pa.Table.from_pylist(rows, COLLECTION_LOG)}):
-                    names = ", ".join(COLLECTION_LOG.names)
-                    _exec(
-                        self.con,
-                        f"INSERT INTO collection_log ({names}) SELECT {names} FROM _log_rows",
-                    )
+                names = ", ".join(COLLECTION_LOG.names)
+                _exec_reading(
+                    self.con,
+                    f"INSERT INTO collection_log ({names}) SELECT {names} FROM _log_rows",
+                    "_log_rows",
+                    pa.Table.from_pylist(rows, COLLECTION_LOG),
+                )
 
     def table_counts(self) -> dict[str, int]:
         counts = {}
@@ -440,10 +443,24 @@ FROM _b_latest b
 LEFT JOIN raw_latest l USING (connection_id, run_id)
 """
 
-_INSERT_RAW = """
+# Versions of new runs go in as they are: raw_runs holds no version of a run that
+# raw_latest does not know. Checking them against raw_runs cost time growing with the
+# history (the last 12,500 runs of a 100k-run load: 0.64 s against 0.07 s for the first
+# 12,500, measured); only versions of known runs may be stored already.
+_INSERT_RAW_NEW = """
 INSERT INTO raw_runs (connection_id, run_id, payload_hash, payload, fetched_at, state)
-SELECT connection_id, run_id, payload_hash, payload, fetched_at, state
+SELECT b.connection_id, b.run_id, b.payload_hash, b.payload, b.fetched_at, b.state
 FROM _b_raw b
+SEMI JOIN _classified c
+    ON c.connection_id = b.connection_id AND c.run_id = b.run_id AND c.outcome = 'new'
+"""
+
+_INSERT_RAW_OTHERS = """
+INSERT INTO raw_runs (connection_id, run_id, payload_hash, payload, fetched_at, state)
+SELECT b.connection_id, b.run_id, b.payload_hash, b.payload, b.fetched_at, b.state
+FROM _b_raw b
+SEMI JOIN _classified c
+    ON c.connection_id = b.connection_id AND c.run_id = b.run_id AND c.outcome <> 'new'
 ANTI JOIN raw_runs r USING (connection_id, run_id, payload_hash)
 """
 
@@ -512,9 +529,7 @@ def open_warehouse(
     """
     con = _connect(Path(path), lock_timeout_s, read_only)
     try:
-        if memory_limit:
-            _exec(con, f"SET memory_limit = '{memory_limit}'")
-        yield Warehouse(con)
+        yield Warehouse(con, memory_limit)
     finally:
         con.close()
 
@@ -572,6 +587,18 @@ def _holder(message: str) -> str:
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> None:
     # DuckDB 2 refuses new work on a connection with an unfetched result, DML included.
     con.execute(sql, params or []).fetchall()
+
+
+def _exec_reading(con: duckdb.DuckDBPyConnection, sql: str, name: str, table: pa.Table) -> None:
+    """Run `sql`, which reads the Arrow `table` under `name`, binding it to this one statement.
+
+    Not `con.register`: a table registered and unregistered inside a transaction stays
+    referenced until COMMIT, so a transaction of many batches held all of them (+650 MB
+    over a 100k-run load in one transaction, measured). A relation's query does not.
+    """
+    result = con.from_arrow(table).query(name, sql)
+    if result is not None:  # a statement with a result runs when fetched
+        result.fetchall()
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:

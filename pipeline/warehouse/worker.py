@@ -5,7 +5,7 @@ they overlap. The child (`python -m pipeline.warehouse.worker`, a fresh interpre
 nothing of the caller's state or main module is re-run) writes each batch to its
 stdout as a length-prefixed pickle of Arrow tables; the pipe's small buffer makes it
 wait while the loader is behind, which bounds memory to about two batches. Batches
-arrive in file order and each is loaded in its own transaction, as in one process.
+arrive in file order and are loaded as they would be in one process.
 """
 
 from __future__ import annotations

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import gc
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
 import pytest
 
 from pipeline.transform.flatten import FetchedRun, flatten_runs
@@ -87,6 +90,24 @@ def test_an_older_fetch_never_replaces_a_newer_version(w: Warehouse) -> None:
     assert stats.stale == 1
     assert w.con.execute("SELECT state FROM runs").fetchall() == [("Completed",)]
     assert w.con.execute("SELECT count(*) FROM raw_runs").fetchall() == [(2,)]  # kept as history
+
+
+def test_each_version_of_a_run_is_kept_once(w: Warehouse) -> None:
+    executing, done = run("r1", state="Executing"), run("r1")
+    # Two versions of a new run in one batch: both are history, the later one is loaded.
+    w.load(
+        flatten_runs(
+            [FetchedRun("c1", executing, T), FetchedRun("c1", done, T + timedelta(hours=1))]
+        )
+    )
+    assert w.con.execute("SELECT state FROM runs").fetchall() == [("Completed",)]
+    # Sent again: as a change back to an earlier version, and as a stale copy of one.
+    load(w, [executing], at=T + timedelta(hours=2))
+    load(w, [done], at=T - timedelta(days=1))
+    load(w, [done], at=T + timedelta(hours=3))
+    rows = w.con.execute("SELECT state, fetched_at FROM raw_runs ORDER BY fetched_at").fetchall()
+    assert rows == [("Executing", T), ("Completed", T + timedelta(hours=1))]
+    assert w.con.execute("SELECT state FROM runs").fetchall() == [("Completed",)]
 
 
 def test_rebuild_from_raw_equals_the_direct_load(w: Warehouse) -> None:
@@ -240,6 +261,24 @@ def test_grouped_loads_commit_every_n_runs_and_report_each_group(w: Warehouse) -
     assert snapshot(w) == snapshot(direct)
 
 
+def test_an_open_group_holds_no_batch_it_has_loaded(w: Warehouse) -> None:
+    # A transaction of many batches must not keep their Arrow tables alive until it
+    # commits, or a bulk load's memory grows with the history (DuckDB's register did).
+    runs = random_runs(20, seed=5)
+    loaded: list[weakref.ref[pa.Table]] = []
+    with w.grouped_loads(1_000, lambda s: None) as add:
+        for start in range(0, 20, 5):
+            batch = batch_of(runs[start : start + 5])
+            tables = [batch.latest, batch.raw, batch.quarantine, *batch.tables.values()]
+            loaded.extend(weakref.ref(t) for t in tables)
+            add(batch)
+            del batch, tables
+        gc.collect()
+        alive = [ref() for ref in loaded if ref() is not None]
+        assert alive == [], f"{len(alive)} of {len(loaded)} tables still held before commit"
+    assert w.con.execute("SELECT count(*) FROM runs").fetchall() == [(20,)]
+
+
 def test_a_failing_group_is_rolled_back_whole_and_earlier_groups_stay(w: Warehouse) -> None:
     runs = random_runs(20, seed=4)
     committed: list[int] = []
@@ -278,3 +317,20 @@ def test_threads_are_set_for_a_while_and_restored(w: Warehouse) -> None:
         assert threads() == 1
         raise RuntimeError("even on the way out through an error")
     assert threads() == before
+
+
+def test_a_bulk_load_lowers_duckdbs_limits_for_a_while() -> None:
+    w = Warehouse(duckdb.connect(), memory_limit="1GB")
+
+    def settings() -> tuple[str, str]:
+        row = w.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('checkpoint_threshold')"
+        ).fetchall()[0]
+        return str(row[0]), str(row[1])
+
+    before = settings()
+    assert before == ("953.6 MiB", "16.0 MiB")
+    with pytest.raises(RuntimeError), w.bulk("64MB", memory_limit="200MB"):
+        assert settings() == ("190.7 MiB", "61.0 MiB")
+        raise RuntimeError("even on the way out through an error")
+    assert settings() == before
