@@ -239,40 +239,38 @@ def collect_child(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def bench_collect(connections: int, runs: int, latency: float, rate: int) -> dict[str, Any]:
+def bench_collect(
+    connections: int, runs: int, latency: float, rate: int, rounds: int
+) -> dict[str, Any]:
+    """`rounds` first collections, each into a fresh warehouse, then one next collection.
+
+    Repeated because one first collection varies by +-1.5 s here (when DuckDB's last
+    checkpoints land against the last page); the median is reported with every round.
+    """
     print(
         f"\n[2] first collection: {connections} connections x {runs} runs, "
-        f"{latency * 1000:.0f} ms latency, budget {rate}/min (server limit the same)",
+        f"{latency * 1000:.0f} ms latency, budget {rate}/min (server limit the same), "
+        f"{rounds} round(s)",
         flush=True,
     )
     load_before = load_average()
     sim, info = start_simulator(connections, runs, latency, rate)
-    data = Path(tempfile.mkdtemp(prefix="bench-collect-", dir=WORK))
-    info_file = data / "sim.json"
-    info_file.write_text(json.dumps(info))
-    cmd = [sys.executable, "-m", "benchmarks.run_all", "--child-collect"]
-    cmd += ["--info", str(info_file), "--data", str(data), "--rate", str(rate)]
-    results = []
+    firsts: list[dict[str, Any]] = []
+    nxt: dict[str, Any] = {}
     try:
-        for label in ("first", "next"):
-            sim_cpu = psutil.Process(sim.pid).cpu_times()
-            m = run_watched(cmd, dict(os.environ))
-            sim_after = psutil.Process(sim.pid).cpu_times()
-            if m.returncode != 0:
-                raise RuntimeError(f"collection failed:\n{m.stderr[-3000:]}")
-            r = json.loads(m.stdout.strip().splitlines()[-1])
-            r["process_wall_s"] = m.wall_s
-            r["simulator_cpu_s"] = (sim_after.user + sim_after.system) - (
-                sim_cpu.user + sim_cpu.system
-            )
-            r["peak_tree_mb"] = m.peak_tree_mb
-            results.append(r)
-            print(f"  {label}: {json.dumps(r)}", flush=True)
+        for round_ in range(rounds):
+            data = Path(tempfile.mkdtemp(prefix="bench-collect-", dir=WORK))
+            try:
+                firsts.append(_one_collection(sim, info, data, rate, f"first #{round_ + 1}"))
+                if round_ == rounds - 1:
+                    nxt = _one_collection(sim, info, data, rate, "next")
+            finally:
+                shutil.rmtree(data, ignore_errors=True)
     finally:
         sim.terminate()
         sim.wait()
-        shutil.rmtree(data, ignore_errors=True)
-    first, nxt = results
+    walls = [f["wall_s"] for f in firsts]
+    first = sorted(firsts, key=lambda f: f["wall_s"])[len(firsts) // 2]  # the median round
     pages_needed = connections * -(-runs // 50)
     return {
         "connections": connections,
@@ -280,12 +278,35 @@ def bench_collect(connections: int, runs: int, latency: float, rate: int) -> dic
         "latency": latency,
         "rate": rate,
         "first": first,
+        "first_walls": walls,
+        "first_ratios": [f["wall_s"] * rate / 60.0 / f["requests"] for f in firsts],
         "next": nxt,
         "pages_needed": pages_needed,
         "min_wall_s": first["requests"] * 60.0 / rate,
         "min_wall_needed_s": pages_needed * 60.0 / rate,
         "load_avg": [load_before, load_average()],
     }
+
+
+def _one_collection(
+    sim: Any, info: dict[str, Any], data: Path, rate: int, label: str
+) -> dict[str, Any]:
+    """One collection in a fresh process into the warehouse under `data`."""
+    info_file = data / "sim.json"
+    info_file.write_text(json.dumps(info))
+    cmd = [sys.executable, "-m", "benchmarks.run_all", "--child-collect"]
+    cmd += ["--info", str(info_file), "--data", str(data), "--rate", str(rate)]
+    sim_cpu = psutil.Process(sim.pid).cpu_times()
+    m = run_watched(cmd, dict(os.environ))
+    sim_after = psutil.Process(sim.pid).cpu_times()
+    if m.returncode != 0:
+        raise RuntimeError(f"collection failed:\n{m.stderr[-3000:]}")
+    r: dict[str, Any] = json.loads(m.stdout.strip().splitlines()[-1])
+    r["process_wall_s"] = m.wall_s
+    r["simulator_cpu_s"] = (sim_after.user + sim_after.system) - (sim_cpu.user + sim_cpu.system)
+    r["peak_tree_mb"] = m.peak_tree_mb
+    print(f"  {label}: {json.dumps(r)}", flush=True)
+    return r
 
 
 # --- 4. the demo -------------------------------------------------------------------------
@@ -469,10 +490,14 @@ def render(results: dict[str, Any], quick: bool, command: str) -> str:
             "",
             "| figure | value |",
             "|---|---|",
-            f"| wall time | {f['wall_s']:.1f} s |",
+            f"| wall time (median of {len(c['first_walls'])} first collections, each into a "
+            f"fresh warehouse; all: {', '.join(f'{x:.1f}' for x in c['first_walls'])} s) "
+            f"| {f['wall_s']:.1f} s |",
             f"| requests made (pages {f['pages']}, retries {f['retries']}) | {f['requests']} |",
             f"| minimum the budget allows for them (requests / budget) | {c['min_wall_s']:.1f} s |",
-            f"| **wall / minimum** (goal at most 1.15) | **{f['wall_s'] / c['min_wall_s']:.3f}** |",
+            f"| **wall / minimum** (goal at most 1.15; all rounds: "
+            f"{', '.join(f'{x:.3f}' for x in c['first_ratios'])}) "
+            f"| **{f['wall_s'] / c['min_wall_s']:.3f}** |",
             f"| 429 answers | {f['throttled_429']} |",
             f"| runs collected | {f['runs_loaded']:,} |",
             f"| requests per run collected | {f['requests'] / max(f['runs_loaded'], 1):.4f} |",
@@ -557,9 +582,9 @@ def main() -> None:
             results["load"] = bench_load(100_000, repeat, sizes, args.baseline)
     if "collect" in only:
         if quick:
-            results["collect"] = bench_collect(20, 100, 0.1, 5_000)
+            results["collect"] = bench_collect(20, 100, 0.1, 5_000, rounds=1)
         else:
-            results["collect"] = bench_collect(200, 500, 0.1, 5_000)
+            results["collect"] = bench_collect(200, 500, 0.1, 5_000, rounds=repeat)
     if "demo" in only:
         results["demo"] = bench_demo(1 if quick else 2)
     if args.notes:
