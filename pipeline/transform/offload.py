@@ -6,8 +6,9 @@ the same process it slows every request. The child (`python -m pipeline.transfor
 a fresh interpreter, so the caller's state and main module are never re-run) gets each
 batch as one JSON text per payload (orjson writes 5000 payloads in ~35 ms, a pickle of the
 same dict trees takes ~220 ms), plus each run's connection id, fetch time and source, and
-answers with the FlatBatch pickled (Arrow buffers: cheap both ways). Only run payloads go
-to the child: no settings, and its environment has no ITWIN_* variables (no tokens).
+answers with the FlatBatch pickled (Arrow buffers out of band: cheap both ways). Only
+run payloads go to the child: no settings, and its environment has no ITWIN_* variables
+(no tokens).
 
 Results are identical to `flatten_runs` in this process: payloads parsed by orjson (what
 the API client hands over) come back from orjson text unchanged; a payload orjson cannot
@@ -40,7 +41,7 @@ from typing import IO, Any, TypeVar
 
 import orjson
 
-from pipeline.messages import read_message, send_message
+from pipeline.messages import Piece, pickled, read_message, send_message, unpickle
 from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
 
 log = logging.getLogger("pipeline.transform.offload")
@@ -98,21 +99,22 @@ def main() -> int:
     try:
         send_message(stdout, _READY, b"")
         while (message := read_message(stdin)) is not None:
-            send_message(stdout, *_answer(message))
+            kind, body = _answer(message)
+            send_message(stdout, kind, *body)
     except (BrokenPipeError, EOFError):
         return 1  # the collector went away; it knows why
     return 0
 
 
-def _answer(message: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+def _answer(message: tuple[bytes, bytes]) -> tuple[bytes, list[Piece]]:
     kind, body = message
     try:
         if kind != _REQUEST:
             raise ValueError(f"unexpected message kind {kind!r}")
         batch = _flatten_without_gc(body)
-        return _BATCH, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+        return _BATCH, pickled(batch)
     except Exception:
-        return _FAILED, traceback.format_exc().encode()
+        return _FAILED, [traceback.format_exc().encode()]
 
 
 def _flatten_without_gc(body: bytes) -> FlatBatch:
@@ -165,7 +167,7 @@ class FlatteningChild:
         kind, answer = self._expect(f"flattening {len(runs)} runs")
         if kind == _FAILED:
             raise FlatteningChildFailed(f"flattening in the child failed:\n{answer.decode()}")
-        batch = pickle.loads(answer)  # noqa: S301 - written by our own child process
+        batch = unpickle(answer)  # written by our own child process
         if kind != _BATCH or not isinstance(batch, FlatBatch):
             raise FlatteningChildFailed(f"unexpected answer from the flattening process: {kind!r}")
         return batch

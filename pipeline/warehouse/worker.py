@@ -3,15 +3,14 @@
 Parsing and flattening are Python-bound and DuckDB's inserts are not, so with two cores
 they overlap. The child (`python -m pipeline.warehouse.worker`, a fresh interpreter, so
 nothing of the caller's state or main module is re-run) writes each batch to its
-stdout as a length-prefixed pickle of Arrow tables; the pipe's small buffer makes it
-wait while the loader is behind, which bounds memory to about two batches. Batches
-arrive in file order and are loaded as they would be in one process.
+stdout as a length-prefixed pickle with the Arrow buffers out of band; the pipe's small
+buffer makes it wait while the loader is behind, which bounds memory to about two
+batches. Batches arrive in file order and are loaded as they would be in one process.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from queue import Full, Queue
 from typing import IO, Any
 
 from pipeline.itwin.errors import ITwinRunsError
-from pipeline.messages import read_message, send_message
+from pipeline.messages import pickled, read_message, send_message, unpickle
 from pipeline.warehouse.reading import FileBatch, flattened_batches
 
 _BATCH, _FAILED = b"B", b"F"
@@ -116,7 +115,7 @@ def _receive(stream: IO[bytes]) -> Iterator[FileBatch]:
         kind, body = message
         if kind == _FAILED:
             raise WorkerFailedError(f"reading the files failed:\n{body.decode()}")
-        item = pickle.loads(body)  # noqa: S301 - written by our own child process
+        item = unpickle(body)  # written by our own child process
         if not isinstance(item, FileBatch):
             raise WorkerFailedError(f"unexpected message from the reading process: {type(item)}")
         yield item
@@ -129,7 +128,7 @@ def main() -> int:
     files = [Path(f) for f in request["files"]]
     try:
         for item in flattened_batches(files, request["connection"], request["batch"]):
-            send_message(out, _BATCH, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+            send_message(out, _BATCH, *pickled(item))
     except BrokenPipeError:
         return 1  # the loader went away; it reports why
     except Exception:
