@@ -145,7 +145,7 @@ class Warehouse:
         # batch costs what it changes, not what the history holds.
         kinds = {kind for _, kind, n in outcome if n}
         if kinds & {"new", "changed"}:
-            self._replace_subtrees(batch.tables, delete="changed" in kinds)
+            self._replace_subtrees(batch.tables, kinds)
         self._record_versions(kinds, batch.raw)
         if batch.quarantine.num_rows:
             self._run("INSERT quarantine", _INSERT_QUARANTINE, ("_b_quarantine", batch.quarantine))
@@ -158,19 +158,23 @@ class Warehouse:
         ).fetchall()
         return [(str(c), str(o), int(n)) for c, o, n in rows]
 
-    def _replace_subtrees(self, tables: dict[str, pa.Table], *, delete: bool) -> None:
+    def _replace_subtrees(self, tables: dict[str, pa.Table], kinds: set[str]) -> None:
         on = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
-        for name in _DELETE_ORDER if delete else ():
+        for name in _DELETE_ORDER if "changed" in kinds else ():
             self._run(
                 f"DELETE {name}",
                 f"DELETE FROM {name} t USING _classified c WHERE c.outcome = 'changed' AND {on}",
             )
+        # The tables hold the batch's latest versions only, all classified: when every
+        # one is new (a first load), every row goes in and the join only costs (loading
+        # the 100k-run set alone: 6.3-7.8 s against 7.3-7.8 s with it, measured).
+        join = f" t SEMI JOIN _classified c ON {on} AND c.outcome IN ('new', 'changed')"
+        keep = "" if kinds == {"new"} else join
         for name, (schema, _) in CORE_TABLES.items():
             cols = ", ".join(schema.names)
             self._run(
                 f"INSERT {name}",
-                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name} t "
-                f"SEMI JOIN _classified c ON {on} AND c.outcome IN ('new', 'changed')",
+                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name}{keep}",
                 (f"_b_{name}", tables[name]),
             )
 

@@ -47,6 +47,16 @@ def test_loading_the_same_runs_twice_changes_nothing(w: Warehouse) -> None:
     assert snapshot(w) == before
 
 
+def test_a_batch_of_new_and_known_runs_adds_only_the_new_ones(w: Warehouse) -> None:
+    runs = random_runs(40, seed=6)
+    load(w, runs[:25])
+    stats = load(w, runs).for_connection("c1")  # 25 known (unchanged), 15 new
+    assert (stats.new, stats.unchanged) == (15, 25)
+    direct = Warehouse(duckdb.connect())
+    load(direct, runs)
+    assert snapshot(w, tuple(CORE_TABLES)) == snapshot(direct, tuple(CORE_TABLES))
+
+
 def test_a_run_that_completes_gains_tasks_and_loses_an_error_is_replaced_exactly(
     w: Warehouse,
 ) -> None:
