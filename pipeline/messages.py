@@ -13,7 +13,7 @@ import struct
 from typing import IO, Any
 
 _HEADER = struct.Struct("<Q")
-# Body pieces: bytes, or views of Arrow buffers (collections.abc.Piece from Python 3.12).
+# Body pieces: bytes, or views of Arrow buffers (collections.abc.Buffer from Python 3.12).
 Piece = bytes | memoryview
 _ALIGN = 64  # Arrow's buffer alignment; also keeps every int64 and float64 aligned
 

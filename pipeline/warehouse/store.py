@@ -124,8 +124,8 @@ class Warehouse:
         """Load many batches in transactions of about `commit_every_runs` runs each.
 
         For bulk loads (files): a commit writes the transaction to the WAL and later
-        checkpoints copy it again, so fewer, larger transactions cost less (100k runs,
-        one commit per 2,500-run batch against one per ~20k: see benchmarks/RESULTS.md).
+        checkpoints copy it again, so fewer, larger transactions cost less (see
+        files.COMMIT_EVERY_RUNS for the figures).
         Each group is atomic: `on_commit(stats)` is told what a group did once it is
         committed; on a failure the open group is rolled back whole and earlier groups
         stay. Yields the function that adds a batch.
@@ -159,37 +159,49 @@ class Warehouse:
         return [(str(c), str(o), int(n)) for c, o, n in rows]
 
     def _replace_subtrees(self, tables: dict[str, pa.Table], kinds: set[str]) -> None:
-        on = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
         for name in _DELETE_ORDER if "changed" in kinds else ():
             self._run(
                 f"DELETE {name}",
-                f"DELETE FROM {name} t USING _classified c WHERE c.outcome = 'changed' AND {on}",
+                f"DELETE FROM {name} t USING _classified c "
+                f"WHERE c.outcome = 'changed' AND {_SAME_RUN}",
             )
         # The tables hold the batch's latest versions only, all classified: when every
         # one is new (a first load), every row goes in and the join only costs (loading
         # the 100k-run set alone: 6.3-7.8 s against 7.3-7.8 s with it, measured).
-        join = f" t SEMI JOIN _classified c ON {on} AND c.outcome IN ('new', 'changed')"
-        keep = "" if kinds == {"new"} else join
-        for name, (schema, _) in CORE_TABLES.items():
-            cols = ", ".join(schema.names)
-            self._run(
-                f"INSERT {name}",
-                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name}{keep}",
-                (f"_b_{name}", tables[name]),
-            )
+        rows = "" if kinds == {"new"} else _of_runs("IN ('new', 'changed')")
+        for name in CORE_TABLES:
+            self._insert(name, (f"_b_{name}", tables[name]), rows)
 
     def _record_versions(self, kinds: set[str], raw: pa.Table) -> None:
+        # A new run has no version in raw_runs yet (raw_latest knows every run there), so
+        # its versions skip the anti-join against the history: 1.9 s against 2.2-2.3 s of
+        # a 100k-run load in one transaction (measured). Others may be stored already.
         if raw.num_rows and "new" in kinds:
-            sql = _INSERT_RAW_ALL if kinds == {"new"} else _INSERT_RAW_NEW  # as above
-            self._run("INSERT raw_runs new", sql, ("_b_raw", raw))
+            rows = "" if kinds == {"new"} else _of_runs("= 'new'")
+            self._insert("raw_runs", ("_b_raw", raw), rows, label="INSERT raw_runs new")
         if raw.num_rows and kinds - {"new"}:
-            self._run("INSERT raw_runs", _INSERT_RAW_OTHERS, ("_b_raw", raw))
+            rows = (
+                _of_runs("<> 'new'")
+                + " ANTI JOIN raw_runs r USING (connection_id, run_id, payload_hash)"
+            )
+            self._insert("raw_runs", ("_b_raw", raw), rows)
         if "changed" in kinds:
             self._run("UPDATE raw_latest changed", _UPDATE_LATEST_CHANGED)
         if "unchanged" in kinds:
             self._run("UPDATE raw_latest unchanged", _UPDATE_LATEST_SEEN)
         if "new" in kinds:
             self._run("INSERT raw_latest", _INSERT_LATEST)
+
+    def _insert(
+        self, target: str, source: tuple[str, pa.Table], rows: str = "", label: str = ""
+    ) -> None:
+        """Insert the batch table `source` (read as `t`) into `target`; `rows` filters it."""
+        cols = ", ".join(_SCHEMAS[target].names)
+        self._run(
+            label or f"INSERT {target}",
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {source[0]} t{rows}",
+            source,
+        )
 
     def _stats(self, outcome: list[tuple[str, str, int]], quarantine: pa.Table) -> LoadStats:
         stats = LoadStats()
@@ -290,13 +302,8 @@ class Warehouse:
             )
         ]
         batch = flatten_runs(runs)
-        for name, (schema, _) in CORE_TABLES.items():
-            cols = ", ".join(schema.names)
-            self._run(
-                f"INSERT {name}",
-                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _b_{name}",
-                (f"_b_{name}", batch.tables[name]),
-            )
+        for name in CORE_TABLES:
+            self._insert(name, (f"_b_{name}", batch.tables[name]))
         self._run("INSERT quarantine", _INSERT_QUARANTINE, ("_b_quarantine", batch.quarantine))
         stats = LoadStats()
         for cid in batch.tables["runs"].column("connection_id").to_pylist():
@@ -448,31 +455,14 @@ FROM _b_latest b
 LEFT JOIN raw_latest l USING (connection_id, run_id)
 """
 
-# Versions of new runs go in as they are: raw_runs holds no version of a run that
-# raw_latest does not know. Checking them against raw_runs cost time growing with the
-# history (the last 12,500 runs of a 100k-run load: 0.64 s against 0.07 s for the first
-# 12,500, measured); only versions of known runs may be stored already.
-_INSERT_RAW_ALL = """
-INSERT INTO raw_runs (connection_id, run_id, payload_hash, payload, fetched_at, state)
-SELECT connection_id, run_id, payload_hash, payload, fetched_at, state FROM _b_raw
-"""
+_SAME_RUN = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
+_SCHEMAS = {name: schema for name, (schema, _) in {**CORE_TABLES, **BOOKKEEPING_TABLES}.items()}
 
-_INSERT_RAW_NEW = """
-INSERT INTO raw_runs (connection_id, run_id, payload_hash, payload, fetched_at, state)
-SELECT b.connection_id, b.run_id, b.payload_hash, b.payload, b.fetched_at, b.state
-FROM _b_raw b
-SEMI JOIN _classified c
-    ON c.connection_id = b.connection_id AND c.run_id = b.run_id AND c.outcome = 'new'
-"""
 
-_INSERT_RAW_OTHERS = """
-INSERT INTO raw_runs (connection_id, run_id, payload_hash, payload, fetched_at, state)
-SELECT b.connection_id, b.run_id, b.payload_hash, b.payload, b.fetched_at, b.state
-FROM _b_raw b
-SEMI JOIN _classified c
-    ON c.connection_id = b.connection_id AND c.run_id = b.run_id AND c.outcome <> 'new'
-ANTI JOIN raw_runs r USING (connection_id, run_id, payload_hash)
-"""
+def _of_runs(outcome: str) -> str:
+    """A filter keeping the batch rows (`t`) of runs whose outcome is `outcome` (SQL)."""
+    return f" SEMI JOIN _classified c ON {_SAME_RUN} AND c.outcome {outcome}"
+
 
 _UPDATE_LATEST_CHANGED = """
 UPDATE raw_latest SET payload_hash = c.payload_hash, fetched_at = c.fetched_at, state = c.state
