@@ -8,8 +8,12 @@ flattened batches of Arrow tables as `pickled(...)` bodies, read back with `unpi
 
 from __future__ import annotations
 
+import mmap
+import os
 import pickle
+import socket
 import struct
+from collections.abc import Sequence
 from typing import IO, Any
 
 _HEADER = struct.Struct("<Q")
@@ -49,7 +53,7 @@ def pickled(obj: Any) -> list[Piece]:
     return pieces
 
 
-def unpickle(body: bytes) -> Any:
+def unpickle(body: bytes | mmap.mmap) -> Any:
     """What `pickled` sent; its Arrow buffers are views of `body`, which they keep alive.
 
     Only for bodies from our own child processes: unpickling runs code the sender chose.
@@ -69,6 +73,53 @@ def unpickle(body: bytes) -> Any:
         raise ValueError(f"a pickled message of {len(body)} bytes announced {offset}")
     head, *buffers = parts
     return pickle.loads(head, buffers=buffers)  # noqa: S301 - see the docstring
+
+
+# --- handing a body over in shared memory ------------------------------------------------
+#
+# Through a pipe, every byte of a body is copied into the kernel by the sender and out
+# again by the receiver, 64 KB at a time with a wake-up each way: for a 100k-run load
+# (850 MB of batches) the receiving thread alone spent 0.8 s of CPU (perf, 5% of the
+# load's samples). A body written once into an anonymous memory file (memfd) and handed
+# over as a file descriptor on a Unix socket is mapped by the receiver instead of copied.
+
+SHARED_MEMORY = hasattr(os, "memfd_create") and hasattr(socket, "send_fds")
+_IOV_MAX = 512  # pieces per writev, well under the system's IOV_MAX (1024 on Linux)
+
+
+def send_shared(sock: socket.socket, body: Sequence[Piece]) -> int:
+    """Write `body` into a new memfd and send its descriptor on `sock`; returns its size."""
+    fd = os.memfd_create("itwin-runs-batch", os.MFD_CLOEXEC)
+    try:
+        size = 0
+        for start in range(0, len(body), _IOV_MAX):
+            chunk = body[start : start + _IOV_MAX]
+            want = sum(memoryview(piece).nbytes for piece in chunk)
+            if os.writev(fd, chunk) != want:  # a memfd takes all (or raises ENOMEM)
+                raise OSError(f"short write of a batch to shared memory ({want} bytes)")
+            size += want
+        socket.send_fds(sock, [b"F"], [fd])
+    finally:
+        os.close(fd)  # the receiver holds its own descriptor now
+    return size
+
+
+def receive_shared(sock: socket.socket, size: int) -> mmap.mmap:
+    """The body `send_shared` sent: `size` bytes mapped read-only, pages already mapped.
+
+    The mapping lives as long as anything views it (the Arrow buffers `unpickle` makes);
+    the kernel frees the memory when the last view goes.
+    """
+    _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    if len(fds) != 1:
+        raise EOFError("the sender went away before handing over a batch")
+    try:
+        if os.fstat(fds[0]).st_size != size:
+            raise ValueError(f"a shared batch announced {size} bytes but holds a different size")
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # one call, not a fault a page
+        return mmap.mmap(fds[0], size, flags=flags, prot=mmap.PROT_READ)
+    finally:
+        os.close(fds[0])
 
 
 def read_message(stream: IO[bytes]) -> tuple[bytes, bytes] | None:

@@ -3,14 +3,18 @@
 Parsing and flattening are Python-bound and DuckDB's inserts are not, so with two cores
 they overlap. The child (`python -m pipeline.warehouse.worker`, a fresh interpreter, so
 nothing of the caller's state or main module is re-run) writes each batch to its
-stdout as a length-prefixed pickle with the Arrow buffers out of band; the pipe's small
-buffer makes it wait while the loader is behind, which bounds memory to about two
-batches. Batches arrive in file order and are loaded as they would be in one process.
+stdout as a length-prefixed pickle with the Arrow buffers out of band. Where the system
+has memory files (Linux), the pickle goes into one and only its descriptor crosses a
+Unix socket, so the loader maps the batch instead of copying it through the pipe (see
+pipeline.messages). The child waits while the loader is behind (the pipe and the
+read-ahead queue are small), which bounds memory to about two batches. Batches arrive
+in file order and are loaded as they would be in one process.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -21,10 +25,18 @@ from queue import Full, Queue
 from typing import IO, Any
 
 from pipeline.itwin.errors import ITwinRunsError
-from pipeline.messages import pickled, read_message, send_message, unpickle
+from pipeline.messages import (
+    SHARED_MEMORY,
+    pickled,
+    read_message,
+    receive_shared,
+    send_message,
+    send_shared,
+    unpickle,
+)
 from pipeline.warehouse.reading import FileBatch, flattened_batches
 
-_BATCH, _FAILED = b"B", b"F"
+_BATCH, _SHARED, _FAILED = b"B", b"S", b"F"
 # Batches received ahead of the loader (about 20 MB each at 2,500 runs).
 READ_AHEAD_BATCHES = 2
 
@@ -37,17 +49,27 @@ def batches_from_worker(
     files: Sequence[Path], connection_id: str, batch_runs: int
 ) -> Iterator[FileBatch]:
     """The same batches as `flattened_batches`, made in a child process."""
-    request = {"files": [str(f) for f in files], "connection": connection_id, "batch": batch_runs}
+    request: dict[str, Any] = {
+        "files": [str(f) for f in files],
+        "connection": connection_id,
+        "batch": batch_runs,
+    }
+    ours, theirs = socket.socketpair() if SHARED_MEMORY else (None, None)
+    if theirs is not None:
+        request["fd_socket"] = theirs.fileno()
     child = subprocess.Popen(  # our own interpreter and module
         [sys.executable, "-m", "pipeline.warehouse.worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        pass_fds=[theirs.fileno()] if theirs is not None else [],
     )
+    if theirs is not None:
+        theirs.close()  # the child's end: with only the child holding it, its exit ends ours
     assert child.stdin is not None and child.stdout is not None
     try:
         child.stdin.write(json.dumps(request).encode())
         child.stdin.close()
-        yield from _read_ahead(_receive(child.stdout), READ_AHEAD_BATCHES)
+        yield from _read_ahead(_receive(child.stdout, ours), READ_AHEAD_BATCHES)
         if child.wait() != 0:
             raise WorkerFailedError(f"the file reading process exited with code {child.returncode}")
     finally:
@@ -55,6 +77,8 @@ def batches_from_worker(
             child.kill()  # the loader stopped early (an error, Ctrl-C): stop reading too
             child.wait()
         child.stdout.close()
+        if ours is not None:
+            ours.close()
 
 
 def _read_ahead(items: Iterator[FileBatch], depth: int) -> Iterator[FileBatch]:
@@ -102,7 +126,7 @@ def _put(queue: Queue[tuple[str, Any]], message: tuple[str, Any], stopped: threa
     return False
 
 
-def _receive(stream: IO[bytes]) -> Iterator[FileBatch]:
+def _receive(stream: IO[bytes], fd_socket: socket.socket | None) -> Iterator[FileBatch]:
     while True:
         try:
             message = read_message(stream)
@@ -115,7 +139,12 @@ def _receive(stream: IO[bytes]) -> Iterator[FileBatch]:
         kind, body = message
         if kind == _FAILED:
             raise WorkerFailedError(f"reading the files failed:\n{body.decode()}")
-        item = unpickle(body)  # written by our own child process
+        if kind == _SHARED:
+            if fd_socket is None or len(body) != 8:
+                raise WorkerFailedError("the reading process sent a batch this loader cannot map")
+            item = unpickle(receive_shared(fd_socket, int.from_bytes(body, "little")))
+        else:
+            item = unpickle(body)  # written by our own child process
         if not isinstance(item, FileBatch):
             raise WorkerFailedError(f"unexpected message from the reading process: {type(item)}")
         yield item
@@ -126,10 +155,15 @@ def main() -> int:
     request: dict[str, Any] = json.loads(sys.stdin.buffer.read())
     out = sys.stdout.buffer
     files = [Path(f) for f in request["files"]]
+    fd_socket = socket.socket(fileno=request["fd_socket"]) if "fd_socket" in request else None
     try:
         for item in flattened_batches(files, request["connection"], request["batch"]):
-            send_message(out, _BATCH, *pickled(item))
-    except BrokenPipeError:
+            if fd_socket is not None:
+                size = send_shared(fd_socket, pickled(item))
+                send_message(out, _SHARED, size.to_bytes(8, "little"))
+            else:
+                send_message(out, _BATCH, *pickled(item))
+    except (BrokenPipeError, ConnectionResetError):
         return 1  # the loader went away; it reports why
     except Exception:
         send_message(out, _FAILED, traceback.format_exc().encode())

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import io
 import pickle
+import socket
 
 import pyarrow as pa
 import pytest
 
-from pipeline.messages import pickled, read_message, send_message, unpickle
+from pipeline.messages import (
+    SHARED_MEMORY,
+    pickled,
+    read_message,
+    receive_shared,
+    send_message,
+    send_shared,
+    unpickle,
+)
 
 
 def framed(obj: object) -> bytes:
@@ -55,3 +64,31 @@ def test_a_message_cut_short_is_an_eof_error() -> None:
     whole = framed(pa.table({"a": list(range(1000))}))
     with pytest.raises(EOFError):
         read_message(io.BytesIO(whole[:-10]))
+
+
+@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+def test_a_body_handed_over_in_shared_memory_comes_back_mapped_not_copied() -> None:
+    table = pa.table({"n": list(range(10_000)), "s": [f"v{i}" for i in range(10_000)]})
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        size = send_shared(theirs, pickled({"t": table}))
+        body = receive_shared(ours, size)
+    back = unpickle(body)
+    assert back["t"].equals(table)
+    start = pa.py_buffer(body).address
+    data = back["t"].column("s").chunk(0).buffers()[2]
+    assert start <= data.address < start + size  # a view of the mapping
+    with pytest.raises(TypeError):
+        body[0:1] = b"x"  # mapped read-only: the sender's memory cannot be changed here
+
+
+@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+def test_a_shared_body_of_the_wrong_size_or_a_vanished_sender_is_an_error() -> None:
+    ours, theirs = socket.socketpair()
+    with ours:
+        with theirs:
+            size = send_shared(theirs, [b"0123456789"])
+        with pytest.raises(ValueError, match="announced 11 bytes"):
+            receive_shared(ours, size + 1)
+        with pytest.raises(EOFError, match="went away"):
+            receive_shared(ours, size)

@@ -109,22 +109,32 @@ def test_a_json_file_holding_ndjson_is_accepted(tmp_path: Path, w: Warehouse) ->
     assert load_files([tmp_path / "pages.json"], w).runs_loaded == 3
 
 
-def test_a_reading_worker_process_loads_exactly_what_one_process_loads(tmp_path: Path) -> None:
+def test_a_reading_worker_process_loads_exactly_what_one_process_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.warehouse.worker as worker_module
+
     runs = random_runs(30, seed=5, connection_id="c1")
     runs[3]["jobs"] = "not a list"  # quarantined, with its reason, either way
     write_pages(tmp_path / "pages", runs)
     (tmp_path / "pages" / "broken.json").write_text('{"runs": [')
     loaded = {}
-    for worker in (False, True):
+    available = worker_module.SHARED_MEMORY
+    # In this process; in a worker handing batches over in shared memory (where the
+    # system has it); in a worker sending them through its pipe (everywhere else).
+    ways = {"here": (False, False), "shared": (True, True), "pipe": (True, False)}
+    for way, (worker, shared) in ways.items():
+        monkeypatch.setattr(worker_module, "SHARED_MEMORY", shared and available)
         w = Warehouse(duckdb.connect())
         summary = load_files([tmp_path / "pages"], w, batch_runs=8, worker=worker)
         tables = {
             name: w.con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
             for name in ("runs", "jobs", "tasks", "task_errors", "raw_runs", "quarantine")
         }
-        loaded[worker] = (str(summary), tables)
-    assert loaded[True] == loaded[False]
-    assert "2 quarantined (1 unreadable" in loaded[True][0]
+        loaded[way] = (str(summary), tables)
+    assert loaded["shared"] == loaded["here"]
+    assert loaded["pipe"] == loaded["here"]
+    assert "2 quarantined (1 unreadable" in loaded["here"][0]
 
 
 def test_a_failing_reading_worker_fails_the_load_loudly(tmp_path: Path) -> None:
