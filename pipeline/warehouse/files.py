@@ -11,20 +11,17 @@ quarantined with its path and the reason; it never stops the load.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.warehouse.reading import FileBatch, expand_paths, flattened_batches, read_file
+from pipeline.warehouse.inputs import BATCH_RUNS, expand_paths, worker_pays_off
+from pipeline.warehouse.reading import flattened_batches, read_file
 from pipeline.warehouse.store import LoadStats, Warehouse
-from pipeline.warehouse.worker import batches_from_worker
+from pipeline.warehouse.worker import ReadingWorker
 
 __all__ = ["LoadFilesSummary", "expand_paths", "load_files", "read_file"]
-
-# Below this many bytes of input, starting a worker process (~0.5 s) costs more than
-# the overlap saves.
-WORKER_MIN_BYTES = 32 * 2**20
 
 # Runs per transaction of a file load: about 400 MB of list pages. Loading the 100k-run
 # set's batches alone, a commit per 2,500-run batch cost 8.3 s of statements and commits
@@ -65,31 +62,35 @@ def load_files(
     warehouse: Warehouse,
     *,
     default_connection_id: str | None = None,
-    batch_runs: int = 2_500,
+    batch_runs: int = BATCH_RUNS,
     commit_every_runs: int = COMMIT_EVERY_RUNS,
-    worker: bool | None = None,
+    worker: bool | ReadingWorker | None = None,
     on_batch: Callable[[LoadFilesSummary, int], None] | None = None,
 ) -> LoadFilesSummary:
     """Read every file under `paths` and load its runs, `batch_runs` at a time.
-
-    With a worker, about two batches are in memory in each process; 2,500 runs keep the
-    two processes together under 1 GiB (5,000: 1.1 GB, measured on generated pages).
 
     Batches are committed in groups of about `commit_every_runs` runs (see
     Warehouse.grouped_loads); a failure loses only the group in progress, and loading
     the same files again completes it (a load is idempotent).
 
-    `worker`: read and flatten in a child process (None: when the input is big enough).
+    `worker`: read and flatten in a child process (None: when the input is big enough),
+    or a ReadingWorker already started (its files are read; it is closed when done).
     `on_batch(summary, total_files)`: told after every loaded batch, for progress display.
     """
-    files = list(expand_paths(paths))
-    if worker is None:
-        worker = _input_bytes(files) >= WORKER_MIN_BYTES
+    connection_id = default_connection_id or ""
+    reader: ReadingWorker | None
+    if isinstance(worker, ReadingWorker):
+        reader, files = worker, worker.files
+    else:
+        files = list(expand_paths(paths))
+        use_worker = worker_pays_off(files) if worker is None else worker
+        reader = ReadingWorker(files, connection_id, batch_runs) if use_worker else None
     summary = LoadFilesSummary()
-    batches = _batches(files, default_connection_id or "", batch_runs, worker=worker)
+    batches = iter(reader) if reader else flattened_batches(files, connection_id, batch_runs)
     # The reading process keeps one core busy; DuckDB gets the other (see Warehouse.threads).
-    threads = max(1, (os.cpu_count() or 2) - 1) if worker else 0
+    threads = max(1, (os.cpu_count() or 2) - 1) if reader else 0
     with (
+        reader or nullcontext(),
         warehouse.threads(threads) if threads else nullcontext(),
         warehouse.bulk(),
         warehouse.grouped_loads(commit_every_runs, summary.stats.add) as load,
@@ -103,21 +104,3 @@ def load_files(
                 if on_batch is not None:
                     on_batch(summary, len(files))
     return summary
-
-
-def _batches(
-    files: list[Path], connection_id: str, batch_runs: int, *, worker: bool
-) -> Iterator[FileBatch]:
-    if worker:
-        return batches_from_worker(files, connection_id, batch_runs)
-    return flattened_batches(files, connection_id, batch_runs)
-
-
-def _input_bytes(files: list[Path]) -> int:
-    total = 0
-    for path in files:
-        try:
-            total += path.stat().st_size
-        except OSError:
-            continue  # read_file reports it
-    return total

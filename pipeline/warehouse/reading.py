@@ -8,7 +8,7 @@ A file or line that is not JSON becomes a Rejected with its path and the reason.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +18,10 @@ from typing import Any
 import orjson
 
 from pipeline.transform.flatten import FetchedRun, FlatBatch, Rejected, flatten_runs
+from pipeline.warehouse.inputs import SUFFIXES, expand_paths
 
-SUFFIXES = (".json", ".ndjson", ".jsonl")
+__all__ = ["SUFFIXES", "FileBatch", "expand_paths", "flattened_batches", "read_file"]
+
 _LINE_SUFFIXES = (".ndjson", ".jsonl")
 
 
@@ -85,17 +87,6 @@ def _batches(files: Sequence[Path], connection_id: str, batch_runs: int) -> Iter
                 yield flush()
     if any(counts) or runs or rejected:
         yield flush()
-
-
-def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files as given, and every JSON file under each folder, in a stable order."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-            yield from sorted(found)
-        else:
-            yield path
 
 
 def read_file(path: Path, connection_id: str) -> Iterator[FetchedRun | Rejected]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -10,7 +12,7 @@ import pytest
 
 from pipeline.warehouse.files import load_files
 from pipeline.warehouse.store import Warehouse
-from pipeline.warehouse.worker import WorkerFailedError, batches_from_worker
+from pipeline.warehouse.worker import ReadingWorker, WorkerFailedError, batches_from_worker
 from tests.transform.builders import random_runs, run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -199,3 +201,33 @@ def test_a_load_stopped_early_stops_the_reading_process(tmp_path: Path) -> None:
     batches.close()
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
+
+
+def test_a_reading_worker_never_iterated_is_stopped_when_closed(tmp_path: Path) -> None:
+    import psutil
+
+    write_pages(tmp_path / "pages", random_runs(20, seed=8, connection_id="c1"), size=2)
+    files = sorted((tmp_path / "pages").glob("*.json"))
+    with ReadingWorker(files, "c1", 2) as worker:
+        child = psutil.Process(worker._child.pid)
+        assert child.is_running()
+    _gone, alive = psutil.wait_procs([child], timeout=10)
+    assert not alive
+
+
+def test_a_started_reading_worker_is_what_load_files_reads(tmp_path: Path, w: Warehouse) -> None:
+    write_pages(tmp_path / "pages", random_runs(12, seed=9, connection_id="c1"), size=4)
+    files = sorted((tmp_path / "pages").glob("*.json"))
+    summary = load_files([], w, worker=ReadingWorker(files, "c1", 5))
+    assert (summary.files, summary.runs_read, summary.runs_loaded) == (3, 12, 12)
+
+
+def test_the_reading_process_can_start_before_pyarrow_and_duckdb_are_imported() -> None:
+    # `itwin-runs load` starts its reading process first, so that the child's start-up
+    # overlaps the loader's heavy imports; that needs these modules to stay light.
+    code = (
+        "import sys, pipeline.warehouse.worker, pipeline.warehouse.inputs;"
+        "print(sorted(m for m in ('pyarrow', 'duckdb', 'orjson') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
