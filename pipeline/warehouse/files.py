@@ -1,7 +1,7 @@
 """Load API answers saved as files (what `itwin-runs load PATH...` calls).
 
-Reading and flattening (pipeline.warehouse.reading) run in a child process for inputs
-big enough to repay starting it, so they overlap the DuckDB writes; smaller inputs are
+Reading and flattening (pipeline.warehouse.reading) run in child processes for inputs
+big enough to repay starting them, so they overlap the DuckDB writes; smaller inputs are
 read here. Either way the batches are the same and are committed in groups of
 COMMIT_EVERY_RUNS runs; memory is bounded by the batch (and the largest single .json
 file) and DuckDB's limit, not by the history. A file or line that is not JSON is
@@ -73,7 +73,7 @@ def load_files(
     Warehouse.grouped_loads); a failure loses only the group in progress, and loading
     the same files again completes it (a load is idempotent).
 
-    `worker`: read and flatten in a child process (None: when the input is big enough),
+    `worker`: read and flatten in child processes (None: when the input is big enough),
     or a ReadingWorker already started (its files are read; it is closed when done).
     `on_batch(summary, total_files)`: told after every loaded batch, for progress display.
     """
@@ -87,7 +87,7 @@ def load_files(
         reader = ReadingWorker(files, connection_id, batch_runs) if use_worker else None
     summary = LoadFilesSummary()
     batches = iter(reader) if reader else flattened_batches(files, connection_id, batch_runs)
-    # The reading process keeps one core busy; DuckDB gets the other (see Warehouse.threads).
+    # The readers keep at least one core busy; DuckDB gets the others (see Warehouse.threads).
     threads = max(1, (os.cpu_count() or 2) - 1) if reader else 0
     with (
         reader or nullcontext(),

@@ -1,7 +1,7 @@
-"""Which files a load reads, and whether a reading process pays off (stdlib only).
+"""Which files a load reads, and whether reading processes pay off (stdlib only).
 
-Kept free of pyarrow and DuckDB so that `itwin-runs load` can start its reading process
-before importing them: the child's start-up then overlaps the parent's imports.
+Kept free of pyarrow and DuckDB so that `itwin-runs load` can start its reading processes
+before importing them: their start-up then overlaps the parent's imports.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 
 SUFFIXES = (".json", ".ndjson", ".jsonl")
 
-# Runs flattened and loaded together. With a reading process, about two batches are in
-# memory in each process; 2,500 runs keep the two together under 1 GiB (5,000: 1.1 GB,
+# Runs flattened and loaded together. With reading processes, about one batch is in
+# memory in each reader and two wait in the loader; 2,500 runs keep the three together
+# under 1 GiB (843-861 MB at 100k-300k runs; with one reader, 5,000 runs took 1.1 GB;
 # measured on generated pages).
 BATCH_RUNS = 2_500
 
-# Below this many bytes of input, starting a reading process (~0.5 s) costs more than
+# Below this many bytes of input, starting reading processes (~0.5 s) costs more than
 # the overlap saves.
 WORKER_MIN_BYTES = 32 * 2**20
 
@@ -33,7 +34,7 @@ def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def worker_pays_off(files: Sequence[Path]) -> bool:
-    """Whether the input is big enough to read in a child process."""
+    """Whether the input is big enough to read in child processes."""
     total = 0
     for path in files:
         try:

@@ -240,7 +240,7 @@ class Warehouse:
         measured). The WAL file may meanwhile grow to `checkpoint_every`; the last
         checkpoint runs on the way out.
 
-        DuckDB is held to `memory_limit` meanwhile, since a reading process sits beside
+        DuckDB is held to `memory_limit` meanwhile, since reading processes sit beside
         it: 256 MB against 512 MB cost nothing measurable (100k runs in one transaction:
         7.8 against 7.6 s) and held `itwin-runs load` of 300k runs to 776 MB of process
         tree RSS against 977 MB (measured).
@@ -253,8 +253,8 @@ class Warehouse:
     def threads(self, count: int) -> Iterator[None]:
         """Run DuckDB on `count` threads meanwhile (restored after).
 
-        For loads beside a reading process: on two cores the reader holds one, and a
-        second DuckDB thread only contends with it (measured: `itwin-runs load` of 100k
+        For loads beside reading processes: on two cores the readers hold one, and a
+        second DuckDB thread only contends with them (measured: `itwin-runs load` of 100k
         runs 18.7-20.8 s with one thread against 21.1-25.8 s with two).
         """
         with self._settings(threads=int(count)):

@@ -6,13 +6,19 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from pipeline.warehouse.files import load_files
 from pipeline.warehouse.store import Warehouse
-from pipeline.warehouse.worker import ReadingWorker, WorkerFailedError, batches_from_worker
+from pipeline.warehouse.worker import (
+    ReadingWorker,
+    WorkerFailedError,
+    batches_from_worker,
+    file_chunks,
+)
 from tests.transform.builders import random_runs, run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -140,7 +146,9 @@ def test_a_reading_worker_process_loads_exactly_what_one_process_loads(
 
 
 def test_a_failing_reading_worker_fails_the_load_loudly(tmp_path: Path) -> None:
-    bad_request = batches_from_worker([tmp_path], "c", "not a number")  # type: ignore[arg-type]
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps({"runs": [{"id": "r1"}]}))  # its connection comes from the call
+    bad_request = batches_from_worker([page], 123, 2)  # type: ignore[arg-type]
     with pytest.raises(WorkerFailedError, match="reading the files failed"):
         list(bad_request)
 
@@ -181,14 +189,9 @@ def test_reading_ahead_stops_its_thread_when_the_consumer_stops() -> None:
     assert len(produced) <= 5  # it read at most `depth` (+ the one in hand) ahead
 
 
-def test_a_load_stopped_early_stops_the_reading_process(tmp_path: Path) -> None:
+def reading_children() -> list[Any]:
+    """This process's reading children (other tests' children are not counted)."""
     import psutil
-
-    write_pages(tmp_path / "pages", random_runs(200, seed=6, connection_id="c1"), size=2)
-    files = sorted((tmp_path / "pages").glob("*.json"))
-    batches = batches_from_worker(files, "c1", 2)
-    first = next(batches)
-    assert first.runs_read == 2
 
     def is_reader(child: psutil.Process) -> bool:
         try:
@@ -196,9 +199,20 @@ def test_a_load_stopped_early_stops_the_reading_process(tmp_path: Path) -> None:
         except psutil.Error:  # another test's child that has exited meanwhile
             return False
 
-    children = [child for child in psutil.Process().children() if is_reader(child)]
-    assert len(children) == 1  # the reading process (other tests' children are not counted)
-    batches.close()
+    return [child for child in psutil.Process().children() if is_reader(child)]
+
+
+def test_a_load_stopped_early_stops_the_reading_processes(tmp_path: Path) -> None:
+    import psutil
+
+    write_pages(tmp_path / "pages", random_runs(200, seed=6, connection_id="c1"), size=2)
+    files = sorted((tmp_path / "pages").glob("*.json"))
+    batches = iter(ReadingWorker(files, "c1", 2, readers=2))
+    first = next(batches)
+    assert first.runs_read == 2
+    children = reading_children()
+    assert len(children) == 2
+    batches.close()  # type: ignore[attr-defined]
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
 
@@ -208,11 +222,44 @@ def test_a_reading_worker_never_iterated_is_stopped_when_closed(tmp_path: Path) 
 
     write_pages(tmp_path / "pages", random_runs(20, seed=8, connection_id="c1"), size=2)
     files = sorted((tmp_path / "pages").glob("*.json"))
-    with ReadingWorker(files, "c1", 2) as worker:
-        child = psutil.Process(worker._child.pid)
-        assert child.is_running()
-    _gone, alive = psutil.wait_procs([child], timeout=10)
+    with ReadingWorker(files, "c1", 2, readers=2):
+        children = reading_children()
+        assert len(children) == 2
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
+
+
+def test_files_are_chunked_in_order_by_size_with_a_big_file_alone(tmp_path: Path) -> None:
+    sizes = [300, 300, 300, 2_000, 100, 600, 0]
+    files = []
+    for i, size in enumerate(sizes):
+        files.append(tmp_path / f"f{i}.json")
+        files[-1].write_bytes(b" " * size)
+    chunks = file_chunks([*files, tmp_path / "missing.json"], 700)
+    names = [[f.name for f in chunk] for chunk in chunks]
+    assert names == [
+        ["f0.json", "f1.json"],
+        ["f2.json"],
+        ["f3.json"],
+        ["f4.json", "f5.json", "f6.json", "missing.json"],
+    ]
+
+
+@pytest.mark.parametrize("readers", [1, 2, 3])
+def test_readers_hand_over_the_runs_in_file_order(tmp_path: Path, readers: int) -> None:
+    runs = random_runs(60, seed=10, connection_id="c1")
+    write_pages(tmp_path / "pages", runs, size=3)
+    files = sorted((tmp_path / "pages").glob("*.json"))
+    # 4 runs a batch: chunks of ~16 KB, a few files each, so every reader has several.
+    with ReadingWorker(files, "c1", 4, readers=readers) as worker:
+        order = [
+            run_id
+            for item in worker
+            if item.batch is not None
+            for run_id in item.batch.latest.column("run_id").to_pylist()
+        ]
+    in_files = [r["id"] for path in files for r in json.loads(path.read_text())["runs"]]
+    assert order == in_files
 
 
 def test_a_started_reading_worker_is_what_load_files_reads(tmp_path: Path, w: Warehouse) -> None:
