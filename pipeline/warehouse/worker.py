@@ -194,14 +194,6 @@ class _Reader:
             self._socket.close()
 
 
-def batches_from_worker(
-    files: Sequence[Path], connection_id: str, batch_runs: int
-) -> Iterator[FileBatch]:
-    """The same batches as `flattened_batches`, made in a child process."""
-    with ReadingWorker(files, connection_id, batch_runs) as worker:
-        yield from worker
-
-
 class _ReadAhead(Generic[T]):
     """`items`, pulled by a thread up to `depth` ahead of the consumer.
 
@@ -246,10 +238,6 @@ class _ReadAhead(Generic[T]):
         # caller stops the child; a puller waiting on a full queue sees this within 0.1 s.
         self._ended = True
         self._stopped.set()
-
-
-def _read_ahead(items: Iterator[T], depth: int) -> _ReadAhead[T]:
-    return _ReadAhead(items, depth)
 
 
 def _put(queue: Queue[tuple[str, Any]], message: tuple[str, Any], stopped: threading.Event) -> bool:

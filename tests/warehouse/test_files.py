@@ -16,7 +16,6 @@ from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.worker import (
     ReadingWorker,
     WorkerFailedError,
-    batches_from_worker,
     file_chunks,
 )
 from tests.transform.builders import random_runs, run
@@ -148,13 +147,13 @@ def test_a_reading_worker_process_loads_exactly_what_one_process_loads(
 def test_a_failing_reading_worker_fails_the_load_loudly(tmp_path: Path) -> None:
     page = tmp_path / "page.json"
     page.write_text(json.dumps({"runs": [{"id": "r1"}]}))  # its connection comes from the call
-    bad_request = batches_from_worker([page], 123, 2)  # type: ignore[arg-type]
+    bad_request = ReadingWorker([page], 123, 2)  # type: ignore[arg-type]
     with pytest.raises(WorkerFailedError, match="reading the files failed"):
         list(bad_request)
 
 
 def test_reading_ahead_passes_items_and_errors_through_in_order() -> None:
-    from pipeline.warehouse.worker import _read_ahead
+    from pipeline.warehouse.worker import _ReadAhead
 
     def source():  # type: ignore[no-untyped-def]
         yield from range(5)
@@ -162,7 +161,7 @@ def test_reading_ahead_passes_items_and_errors_through_in_order() -> None:
 
     got = []
     with pytest.raises(WorkerFailedError, match="the reader died"):
-        for item in _read_ahead(source(), depth=2):
+        for item in _ReadAhead(source(), depth=2):
             got.append(item)
     assert got == [0, 1, 2, 3, 4]
 
@@ -171,7 +170,7 @@ def test_reading_ahead_stops_its_thread_when_the_consumer_stops() -> None:
     import itertools
     import threading
 
-    from pipeline.warehouse.worker import _read_ahead
+    from pipeline.warehouse.worker import _ReadAhead
 
     produced = []
 
@@ -180,7 +179,7 @@ def test_reading_ahead_stops_its_thread_when_the_consumer_stops() -> None:
             produced.append(i)
             yield i
 
-    items = _read_ahead(endless(), depth=2)
+    items = _ReadAhead(endless(), depth=2)
     assert next(items) == 0
     items.close()
     for puller in [t for t in threading.enumerate() if t.name == "itwin-runs-read-ahead"]:
