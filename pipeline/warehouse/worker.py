@@ -308,6 +308,8 @@ def main() -> int:
             send_message(out, _CHUNK_END)
     except (BrokenPipeError, ConnectionResetError):
         return 1  # the loader went away; it reports why
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C reaches the whole process group: the loader says what stays
     except Exception:
         send_message(out, _FAILED, traceback.format_exc().encode())
         return 1

@@ -277,3 +277,22 @@ def test_the_reading_process_can_start_before_pyarrow_and_duckdb_are_imported() 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_reader_killed_midway_fails_the_load_loudly_and_stops_the_other(
+    tmp_path: Path,
+) -> None:
+    import psutil
+
+    write_pages(tmp_path / "pages", random_runs(400, seed=11, connection_id="c1"), size=2)
+    files = sorted((tmp_path / "pages").glob("*.json"))
+    batches = iter(ReadingWorker(files, "c1", 2, readers=2))
+    next(batches)
+    children = reading_children()
+    assert len(children) == 2
+    children[1].kill()  # as the kernel's OOM killer would
+    with pytest.raises(WorkerFailedError, match="reading process"):
+        for _ in batches:
+            pass
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive
