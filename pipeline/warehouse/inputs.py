@@ -13,8 +13,8 @@ SUFFIXES = (".json", ".ndjson", ".jsonl")
 
 # Runs flattened and loaded together. With reading processes, about one batch is in
 # memory in each reader and two wait in the loader; 2,500 runs keep the three together
-# under 1 GiB (843-861 MB at 100k-300k runs; with one reader, 5,000 runs took 1.1 GB;
-# measured on generated pages).
+# under 1 GiB (775 / 797 MB at 100k / 300k runs in benchmarks/RESULTS.md; with one
+# reader, 5,000 runs took 1.1 GB; measured on generated pages).
 BATCH_RUNS = 2_500
 
 # Below this many bytes of input, starting reading processes (~0.5 s) costs more than
@@ -37,10 +37,15 @@ def worker_pays_off(files: Sequence[Path]) -> bool:
     """Whether the input is big enough to read in child processes."""
     total = 0
     for path in files:
-        try:
-            total += path.stat().st_size
-        except OSError:
-            continue  # reading it reports it
+        total += file_bytes(path)
         if total >= WORKER_MIN_BYTES:
             return True
     return False
+
+
+def file_bytes(path: Path) -> int:
+    """The file's size; 0 when it cannot be read (reading it then reports why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -18,9 +18,6 @@ from typing import Any
 import orjson
 
 from pipeline.transform.flatten import FetchedRun, FlatBatch, Rejected, flatten_runs
-from pipeline.warehouse.inputs import SUFFIXES, expand_paths
-
-__all__ = ["SUFFIXES", "FileBatch", "expand_paths", "flattened_batches", "read_file"]
 
 _LINE_SUFFIXES = (".ndjson", ".jsonl")
 

@@ -36,6 +36,7 @@ from pipeline.messages import (
     send_shared,
     unpickle,
 )
+from pipeline.warehouse.inputs import file_bytes
 
 if TYPE_CHECKING:  # imported where used: the loader starts this child before importing pyarrow
     from pipeline.warehouse.reading import FileBatch
@@ -121,15 +122,12 @@ def file_chunks(files: Sequence[Path], chunk_bytes: int) -> list[list[Path]]:
     chunks: list[list[Path]] = []
     size = 0
     for path in files:
-        try:
-            file_bytes = path.stat().st_size
-        except OSError:
-            file_bytes = 0  # the reader reports it
-        if not chunks or size + file_bytes > chunk_bytes:
+        path_bytes = file_bytes(path)
+        if not chunks or size + path_bytes > chunk_bytes:
             chunks.append([])
             size = 0
         chunks[-1].append(path)
-        size += file_bytes
+        size += path_bytes
     return chunks
 
 
