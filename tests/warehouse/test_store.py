@@ -15,7 +15,8 @@ import pytest
 
 from pipeline.transform.flatten import FetchedRun, flatten_runs
 from pipeline.transform.schema import CORE_TABLES
-from pipeline.warehouse.store import CollectionLogEntry, Warehouse
+from pipeline.itwin.errors import ITwinRunsError
+from pipeline.warehouse.store import BATCH, CollectionLogEntry, Warehouse
 from tests.transform.builders import error, job, random_runs, run, task
 
 T = datetime(2024, 5, 1, tzinfo=UTC)
@@ -287,6 +288,22 @@ def test_an_open_group_holds_no_batch_it_has_loaded(w: Warehouse) -> None:
         alive = [ref() for ref in loaded if ref() is not None]
         assert alive == [], f"{len(alive)} of {len(loaded)} tables still held before commit"
     assert w.con.execute("SELECT count(*) FROM runs").fetchall() == [(20,)]
+
+
+@pytest.mark.parametrize("kind", ["TABLE", "VIEW"])
+def test_a_table_named_like_the_batch_stops_the_load_before_anything_is_read(
+    w: Warehouse, kind: str
+) -> None:
+    # Loads read each Arrow batch by the name BATCH; a table of that name would be read
+    # instead, so the load must refuse, name it, and leave the warehouse as it was.
+    load(w, random_runs(3, seed=1))
+    source = "SELECT * FROM runs" if kind == "VIEW" else "SELECT 1 AS x"
+    w.con.execute(f"CREATE {kind} {BATCH} AS {source}").fetchall()
+    before = snapshot(w)
+    fresh = Warehouse(w.con)
+    with pytest.raises(ITwinRunsError, match=f"named {BATCH}.*Rename or drop it"):
+        load(fresh, random_runs(5, seed=2))
+    assert snapshot(fresh) == before
 
 
 def test_a_failing_group_is_rolled_back_whole_and_earlier_groups_stay(w: Warehouse) -> None:
