@@ -12,8 +12,11 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: uv, unlike pip, leaves modules to be compiled on first import, and
+# where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) every process compiled
+# them again: importing Dagster and our definitions took 2.1-2.3 s against 1.0-1.2 s.
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 env: $(VENV)/.synced
