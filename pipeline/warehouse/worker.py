@@ -7,8 +7,9 @@ caller's state or main module is re-run) writes each batch to its stdout as a
 length-prefixed pickle with the Arrow buffers out of band. Where the system has memory
 files (Linux), the pickle goes into one and only its descriptor crosses a Unix socket,
 so the loader maps the batch instead of copying it through the pipe (see
-pipeline.messages). A child waits while the loader is behind (the pipe and the
-read-ahead queue are small), which bounds memory to about two batches in all. Batches
+pipeline.messages). A child waits while the loader is behind (the pipe, the read-ahead
+queue and the batches handed over but not yet taken are few), which bounds memory to
+a few batches per reader. Batches
 arrive in file order and are loaded as they would be in one process.
 """
 
@@ -29,11 +30,11 @@ from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, cast
 from pipeline.itwin.errors import ITwinRunsError
 from pipeline.messages import (
     SHARED_MEMORY,
+    SharedSender,
     pickled,
     read_message,
     receive_shared,
     send_message,
-    send_shared,
     unpickle,
 )
 from pipeline.warehouse.inputs import file_bytes
@@ -295,12 +296,13 @@ def main() -> int:
     if hasattr(os, "nice"):
         os.nice(READER_NICENESS)
     fd_socket = socket.socket(fileno=request["fd_socket"]) if "fd_socket" in request else None
+    shared = SharedSender(fd_socket) if fd_socket is not None else None
     try:
         for chunk in request["chunks"]:
             files = [Path(f) for f in chunk]
             for item in flattened_batches(files, request["connection"], request["batch"]):
-                if fd_socket is not None:
-                    size = send_shared(fd_socket, pickled(item))
+                if shared is not None:
+                    size = shared.send(pickled(item))
                     send_message(out, _SHARED, size.to_bytes(8, "little"))
                 else:
                     send_message(out, _BATCH, *pickled(item))

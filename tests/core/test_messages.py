@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import pickle
 import socket
+import threading
 
 import pyarrow as pa
 import pytest
 
 from pipeline.messages import (
     SHARED_MEMORY,
+    SharedSender,
     pickled,
     read_message,
     receive_shared,
@@ -92,3 +94,38 @@ def test_a_shared_body_of_the_wrong_size_or_a_vanished_sender_is_an_error() -> N
             receive_shared(ours, size + 1)
         with pytest.raises(EOFError, match="went away"):
             receive_shared(ours, size)
+
+
+@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+def test_a_shared_sender_waits_until_the_receiver_has_taken_what_it_sent() -> None:
+    # Bodies in flight are mapped by no process; without this wait a fast sender piled
+    # them up without bound and out of every RSS figure.
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sender = SharedSender(theirs, limit=2)
+        sizes = [sender.send([b"first"]), sender.send([b"second"])]
+        sent_third = threading.Event()
+
+        def third() -> None:
+            sender.send([b"third"])
+            sent_third.set()
+
+        thread = threading.Thread(target=third, daemon=True)
+        thread.start()
+        assert not sent_third.wait(0.3), "sent a third body while two were not taken"
+        assert bytes(receive_shared(ours, sizes[0])) == b"first"
+        assert sent_third.wait(5), "still waiting after the receiver took one"
+        thread.join(5)
+        assert bytes(receive_shared(ours, sizes[1])) == b"second"
+        assert bytes(receive_shared(ours, len(b"third"))) == b"third"
+
+
+@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+def test_a_shared_sender_whose_receiver_went_away_stops_with_a_connection_error() -> None:
+    ours, theirs = socket.socketpair()
+    with theirs:
+        sender = SharedSender(theirs, limit=1)
+        sender.send([b"taken by nobody"])
+        ours.close()
+        with pytest.raises(ConnectionError):  # reset (a body left unread) or broken pipe
+            sender.send([b"never sent"])
