@@ -8,6 +8,7 @@ flattened batches of Arrow tables as `pickled(...)` bodies, read back with `unpi
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import pickle
@@ -149,10 +150,9 @@ def receive_shared(sock: socket.socket, size: int) -> mmap.mmap:
         body = mmap.mmap(fds[0], size, flags=flags, prot=mmap.PROT_READ)
     finally:
         os.close(fds[0])
-    try:
+    # A sender that has sent its last body may be gone already; it needs no answer.
+    with contextlib.suppress(OSError):
         sock.send(_TAKEN)
-    except OSError:
-        pass  # a sender that has sent its last body may be gone already; it needs no reply
     return body
 
 

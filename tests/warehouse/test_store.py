@@ -13,9 +13,9 @@ import orjson
 import pyarrow as pa
 import pytest
 
+from pipeline.itwin.errors import ITwinRunsError
 from pipeline.transform.flatten import FetchedRun, flatten_runs
 from pipeline.transform.schema import CORE_TABLES
-from pipeline.itwin.errors import ITwinRunsError
 from pipeline.warehouse.store import BATCH, CollectionLogEntry, Warehouse
 from tests.transform.builders import error, job, random_runs, run, task
 
