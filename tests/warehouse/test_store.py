@@ -349,15 +349,16 @@ def test_threads_are_set_for_a_while_and_restored(w: Warehouse) -> None:
 def test_a_bulk_load_lowers_duckdbs_limits_for_a_while() -> None:
     w = Warehouse(duckdb.connect(), memory_limit="1GB")
 
-    def settings() -> tuple[str, str]:
+    def settings() -> tuple[str, str, str]:
         row = w.con.execute(
-            "SELECT current_setting('memory_limit'), current_setting('checkpoint_threshold')"
+            "SELECT current_setting('memory_limit'), current_setting('checkpoint_threshold'), "
+            "current_setting('write_buffer_row_group_count')"
         ).fetchall()[0]
-        return str(row[0]), str(row[1])
+        return str(row[0]), str(row[1]), str(row[2])
 
     before = settings()
-    assert before == ("953.6 MiB", "16.0 MiB")
+    assert before == ("953.6 MiB", "16.0 MiB", "5")
     with pytest.raises(RuntimeError), w.bulk("64MB", memory_limit="200MB"):
-        assert settings() == ("190.7 MiB", "61.0 MiB")
+        assert settings() == ("190.7 MiB", "61.0 MiB", "1")
         raise RuntimeError("even on the way out through an error")
     assert settings() == before
