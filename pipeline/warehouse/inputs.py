@@ -11,10 +11,10 @@ from pathlib import Path
 
 SUFFIXES = (".json", ".ndjson", ".jsonl")
 
-# Runs flattened and loaded together. With reading processes, about one batch is in
-# memory in each reader and two wait in the loader; 2,500 runs keep the three together
-# under 1 GiB (775 / 797 MB at 100k / 300k runs in benchmarks/RESULTS.md; with one
-# reader, 5,000 runs took 1.1 GB; measured on generated pages).
+# Runs flattened and loaded together. With reading processes, per reader about one
+# batch is being read, one handed over and one waits in the loader; 2,500 runs keep them
+# all under 1 GiB (804 / 816 MB at 100k / 300k runs in benchmarks/RESULTS.md, shared
+# memory included; with one reader, 5,000 runs took 1.1 GB; on generated pages).
 BATCH_RUNS = 2_500
 
 # Below this many bytes of input, starting reading processes (~0.5 s) costs more than
