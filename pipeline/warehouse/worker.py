@@ -9,8 +9,8 @@ files (Linux), the pickle goes into one and only its descriptor crosses a Unix s
 so the loader maps the batch instead of copying it through the pipe (see
 pipeline.messages). A child waits while the loader is behind (the pipe, the read-ahead
 queue and the batches handed over but not yet taken are few), which bounds memory to
-a few batches per reader. Batches
-arrive in file order and are loaded as they would be in one process.
+a few batches per reader. Batches arrive in file order and are loaded as they would be
+in one process.
 """
 
 from __future__ import annotations
@@ -144,19 +144,22 @@ class _Reader:
             "connection": connection_id,
             "batch": batch_runs,
         }
-        pair = socket.socketpair() if SHARED_MEMORY else None
-        self._socket: socket.socket | None = pair[0] if pair else None
-        theirs = pair[1] if pair else None
-        if theirs is not None:
-            request["fd_socket"] = theirs.fileno()
-        self._child = subprocess.Popen(  # our own interpreter and module
-            [sys.executable, "-m", "pipeline.warehouse.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            pass_fds=[theirs.fileno()] if theirs is not None else [],
-        )
-        if theirs is not None:
-            theirs.close()  # the child's end: with only the child holding it, its exit ends ours
+        self._socket: socket.socket | None = None
+        theirs: list[int] = []  # the child's end of the socket, if any
+        if SHARED_MEMORY:
+            self._socket, child_end = socket.socketpair()
+            theirs = [child_end.detach()]
+            request["fd_socket"] = theirs[0]
+        try:
+            self._child = subprocess.Popen(  # our own interpreter and module
+                [sys.executable, "-m", "pipeline.warehouse.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=theirs,
+            )
+        finally:
+            for fd in theirs:
+                os.close(fd)  # with only the child holding its end, the child's exit ends ours
         assert self._child.stdin is not None and self._child.stdout is not None
         self._child.stdin.write(json.dumps(request).encode())
         self._child.stdin.close()
@@ -295,8 +298,9 @@ def main() -> int:
     out = sys.stdout.buffer
     if hasattr(os, "nice"):
         os.nice(READER_NICENESS)
-    fd_socket = socket.socket(fileno=request["fd_socket"]) if "fd_socket" in request else None
-    shared = SharedSender(fd_socket) if fd_socket is not None else None
+    shared = None
+    if "fd_socket" in request:
+        shared = SharedSender(socket.socket(fileno=request["fd_socket"]))
     try:
         for chunk in request["chunks"]:
             files = [Path(f) for f in chunk]
