@@ -6,13 +6,11 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from pipeline.defs.assets import collection, html_report, model_assets, parquet_reports
 from pipeline.defs.checks import all_checks
 from pipeline.defs.jobs import DEFAULT_CRON, collect_job, collect_schedule, report_job
-from pipeline.defs.resources import ITwinApiResource
-from pipeline.warehouse.store import MEMORY_LIMIT
+from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
@@ -39,10 +37,7 @@ def build_definitions(
         ],
         resources={
             "itwin_api": itwin_api or ITwinApiResource(),
-            "duckdb": DuckDBResource(
-                database=str(data_dir / WAREHOUSE_FILE),
-                connection_config={"memory_limit": MEMORY_LIMIT},
-            ),
+            "warehouse": WarehouseResource(database=str(data_dir / WAREHOUSE_FILE)),
         },
     )
 

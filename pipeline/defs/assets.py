@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from pipeline.collection import PROCESS_PROGRESS, CollectionResult, FanOutProgress, collect
-from pipeline.defs.resources import ITwinApiResource
+from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 from pipeline.progress import LineProgress
 from pipeline.report.html import write_html_report
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.export import export_parquet
 from pipeline.warehouse.models import REPORT_MODELS, build_models, list_models
-from pipeline.warehouse.store import open_warehouse
 
 CORE_GROUP = "warehouse"
 MODEL_GROUP = "models"
@@ -34,12 +32,8 @@ class CollectConfig(dg.Config):
     full_pass: bool = False
 
 
-def warehouse_path(duckdb: DuckDBResource) -> Path:
-    return Path(duckdb.database)
-
-
-def reports_dir(duckdb: DuckDBResource) -> Path:
-    return warehouse_path(duckdb).parent / "reports"
+def reports_dir(warehouse: WarehouseResource) -> Path:
+    return warehouse.path.parent / "reports"
 
 
 def outcome_markdown(result: CollectionResult) -> str:
@@ -67,22 +61,19 @@ def collection(
     context: dg.AssetExecutionContext,
     config: CollectConfig,
     itwin_api: ITwinApiResource,
-    duckdb: DuckDBResource,
+    warehouse: WarehouseResource,
 ) -> Iterator[dg.MaterializeResult[None]]:
     settings = itwin_api.settings(
         connection_ids=config.connection_ids, imodel_ids=config.imodel_ids
     )
     to_log = LineProgress(context.log.info, warn=context.log.warning, every_pages=20)
     progress = FanOutProgress(to_log, *PROCESS_PROGRESS)
-    # open_warehouse rather than duckdb.get_connection(): a second collection waits a
-    # bounded time for the file lock and then fails naming the process that holds it.
-    with open_warehouse(
-        warehouse_path(duckdb), lock_timeout_s=settings.lock_timeout_s
-    ) as warehouse:
+    # A second collection waits this long for the file lock, then fails naming its holder.
+    with warehouse.open(lock_timeout_s=settings.lock_timeout_s) as store:
         result = asyncio.run(
-            collect(settings, warehouse, progress=progress, force_full=config.full_pass)
+            collect(settings, store, progress=progress, force_full=config.full_pass)
         )
-        counts = warehouse.table_counts()
+        counts = store.table_counts()
     shared: dict[str, Any] = {
         "requests": result.totals.requests,
         "retries": result.totals.retries,
@@ -120,8 +111,8 @@ def model_asset(name: str, deps: list[str], kind: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         description=f"SQL model sql/{name}.sql ({kind})",
     )
-    def _model(duckdb: DuckDBResource) -> dg.MaterializeResult[None]:
-        with duckdb.get_connection() as con:
+    def _model(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
+        with warehouse.get_connection() as con:
             metadata: dict[str, Any] = {"row_count": build_models(con, [name])[name]}
             if name == "failure_rate_by_error_code":
                 metadata["top_error_codes"] = dg.MetadataValue.md(top_error_codes_markdown(con))
@@ -135,18 +126,18 @@ def model_assets() -> list[dg.AssetsDefinition]:
 
 
 @dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"parquet"})
-def parquet_reports(duckdb: DuckDBResource) -> dg.MaterializeResult[None]:
+def parquet_reports(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
     """Every report model as reports/<model>.parquet, each written atomically."""
-    with duckdb.get_connection() as con:
-        paths = export_parquet(con, reports_dir(duckdb))
+    with warehouse.get_connection() as con:
+        paths = export_parquet(con, reports_dir(warehouse))
     return dg.MaterializeResult(
         metadata={name: dg.MetadataValue.path(str(p)) for name, p in paths.items()}
     )
 
 
 @dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"html"})
-def html_report(duckdb: DuckDBResource) -> dg.MaterializeResult[None]:
+def html_report(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
     """A self-contained page with the headline tables and charts."""
-    with duckdb.get_connection() as con:
-        path = write_html_report(con, reports_dir(duckdb) / "report.html")
+    with warehouse.get_connection() as con:
+        path = write_html_report(con, reports_dir(warehouse) / "report.html")
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})

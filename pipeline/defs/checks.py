@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
+from pipeline.defs.resources import WarehouseResource
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse import quality
 from pipeline.warehouse.models import REPORT_MODELS
@@ -17,8 +17,8 @@ FRESH_WITHIN_HOURS = 26.0  # a daily schedule with slack; hourly runs stay well 
 
 def unique_key_check(table: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=table, name="unique_key", blocking=True)
-    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with duckdb.get_connection() as con:
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as con:
             dupes = quality.duplicate_keys(con, table)
         return dg.AssetCheckResult(passed=dupes == 0, metadata={"duplicate_keys": dupes})
 
@@ -30,8 +30,8 @@ def unique_key_check(table: str) -> dg.AssetChecksDefinition:
         dg.AssetCheckSpec("no_orphans", asset=child, blocking=True) for child in quality.PARENTS
     ],
 )
-def no_orphans(duckdb: DuckDBResource):  # type: ignore[no-untyped-def]
-    with duckdb.get_connection() as con:
+def no_orphans(warehouse: WarehouseResource):  # type: ignore[no-untyped-def]
+    with warehouse.get_connection() as con:
         found = quality.orphans(con)
     for child, count in found.items():
         yield dg.AssetCheckResult(
@@ -40,8 +40,8 @@ def no_orphans(duckdb: DuckDBResource):  # type: ignore[no-untyped-def]
 
 
 @dg.asset_check(asset="runs", name="known_states_and_results")
-def known_states_and_results(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as con:
+def known_states_and_results(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
         unknown = quality.unknown_values(con)
     table = "\n".join(f"- {t}.{c} = {v!r}: {n} rows" for t, c, v, n in unknown) or "none"
     return dg.AssetCheckResult(
@@ -52,8 +52,8 @@ def known_states_and_results(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset="runs", name="no_stuck_runs")
-def no_stuck_runs(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as con:
+def no_stuck_runs(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
         stuck = quality.stuck_runs(con, datetime.now(UTC), STUCK_AFTER_HOURS)
     return dg.AssetCheckResult(
         passed=stuck == 0,
@@ -63,8 +63,8 @@ def no_stuck_runs(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset="collection_log", name="fresh_successful_collection")
-def fresh_successful_collection(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as con:
+def fresh_successful_collection(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
         last = quality.last_successful_collection(con)
     age_h = None if last is None else (datetime.now(UTC) - last).total_seconds() / 3600
     return dg.AssetCheckResult(
@@ -79,8 +79,8 @@ def fresh_successful_collection(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 def rates_in_range_check(model: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=model, name="rates_within_0_1")
-    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with duckdb.get_connection() as con:
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as con:
             bad = quality.rates_out_of_range(con, model)
         return dg.AssetCheckResult(passed=bad == 0, metadata={"rows_out_of_range": bad})
 
