@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from pipeline.definitions import WAREHOUSE_FILE, build_definitions
+from pipeline.defs.resources import WarehouseResource
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.files import load_files
-from pipeline.warehouse.store import WRITE_ROW_GROUP_SIZE, open_warehouse
+from pipeline.warehouse.store import WRITE_ROW_GROUP_SIZE, WarehouseLockedError, open_warehouse
 from tests.transform.builders import random_runs
+from tests.warehouse.test_processes import start_child
 
 
 def _storage(path: Path, table: str) -> list[tuple[Any, ...]]:
@@ -47,3 +50,19 @@ def test_building_the_models_leaves_the_loaded_tables_as_written(tmp_path: Path)
     assert {t: _storage(path, t) for t in before} == before
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM failure_rate_by_error_code").fetchall()[0][0] > 0
+
+
+def test_a_step_waits_for_another_process_then_names_it(tmp_path: Path) -> None:
+    path = tmp_path / WAREHOUSE_FILE
+    duckdb.connect(str(path)).close()
+    child = start_child(path, "classify")  # holds the file, paused inside a load
+    try:
+        resource = WarehouseResource(database=str(path), lock_timeout_s=0.5)
+        with pytest.raises(WarehouseLockedError) as caught, resource.get_connection():
+            pass
+        assert str(child.pid) in str(caught.value)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    with WarehouseResource(database=str(path)).get_connection() as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]
