@@ -66,8 +66,8 @@ class WarehouseResource(dg.ConfigurableResource["WarehouseResource"]):
     store.WRITE_ROW_GROUP_SIZE). A connection with DuckDB's default size would merge
     those row groups on its first checkpoint, rewriting and recompressing every table:
     building the models after a 100k-run load took 3.3-4.0 s longer, and the file grew
-    from 222 to 405 MB (measured). It also waits a bounded time for another process's
-    lock and then names that process, where a plain connect fails at once.
+    from 222 to 405 MB (measured). Like every open of the file, it waits up to
+    `lock_timeout_s` for another process's lock and then names that process.
     """
 
     database: str

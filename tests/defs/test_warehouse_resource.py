@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,22 @@ from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.files import load_files
 from pipeline.warehouse.store import WRITE_ROW_GROUP_SIZE, WarehouseLockedError, open_warehouse
 from tests.transform.builders import random_runs
+from tests.warehouse.test_files import write_pages
 from tests.warehouse.test_processes import start_child
 
+LOADED_TABLES = (*CORE_TABLES, "raw_runs")
 
-def _storage(path: Path, table: str) -> list[tuple[Any, ...]]:
-    """Where each column segment of `table` lies in the file (moves when rewritten)."""
+
+def _storage(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Where each column segment of the loaded tables lies in the file (moves when rewritten)."""
     with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(
-            "SELECT row_group_id, column_id, segment_id, count, block_id, block_offset "
-            f"FROM pragma_storage_info('{table}') ORDER BY ALL"
-        ).fetchall()
+        return {
+            table: con.execute(
+                "SELECT row_group_id, column_id, segment_id, count, block_id, block_offset "
+                f"FROM pragma_storage_info('{table}') ORDER BY ALL"
+            ).fetchall()
+            for table in LOADED_TABLES
+        }
 
 
 def test_building_the_models_leaves_the_loaded_tables_as_written(tmp_path: Path) -> None:
@@ -32,13 +37,11 @@ def test_building_the_models_leaves_the_loaded_tables_as_written(tmp_path: Path)
     # groups on its first checkpoint: every table rewritten, the file ~1.8x its size.
     runs = random_runs(5000, seed=3, connection_id="c1")
     pages = tmp_path / "pages"
-    pages.mkdir()
-    for i in range(0, len(runs), 500):
-        (pages / f"page-{i // 500:02d}.json").write_text(json.dumps({"runs": runs[i : i + 500]}))
+    write_pages(pages, runs, size=500)
     path = tmp_path / WAREHOUSE_FILE
     with open_warehouse(path) as warehouse:
         assert load_files([pages], warehouse).runs_loaded == 5000
-    before = {t: _storage(path, t) for t in (*CORE_TABLES, "raw_runs")}
+    before = _storage(path)
     row_groups = {row[0] for row in before["tasks"]}
     assert len(row_groups) >= 2  # more tasks than one row group holds
     assert max(row[3] for row in before["tasks"]) == WRITE_ROW_GROUP_SIZE
@@ -47,7 +50,7 @@ def test_building_the_models_leaves_the_loaded_tables_as_written(tmp_path: Path)
     result = defs.resolve_job_def("report_job").execute_in_process(raise_on_error=False)
 
     assert result.success
-    assert {t: _storage(path, t) for t in before} == before
+    assert _storage(path) == before
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM failure_rate_by_error_code").fetchall()[0][0] > 0
 
