@@ -318,6 +318,9 @@ def main() -> int:
     except Exception:
         send_message(out, _FAILED, traceback.format_exc().encode())
         return 1
+    finally:
+        if shared is not None:
+            shared.close()
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import socket
 import threading
@@ -129,3 +130,76 @@ def test_a_shared_sender_whose_receiver_went_away_stops_with_a_connection_error(
         ours.close()
         with pytest.raises(ConnectionError):  # reset (a body left unread) or broken pipe
             sender.send([b"never sent"])
+
+
+def _counting_memfd_create(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    created: list[int] = []
+    real = os.memfd_create
+
+    def counting(name: str, flags: int = os.MFD_CLOEXEC) -> int:
+        fd = real(name, flags)
+        created.append(fd)
+        return fd
+
+    monkeypatch.setattr(os, "memfd_create", counting)
+    return created
+
+
+@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+def test_a_shared_sender_writes_into_the_same_memory_file_once_the_receiver_lets_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = _counting_memfd_create(monkeypatch)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sender = SharedSender(theirs, limit=1, keep=3)
+        # Longer and shorter bodies in turn: a reused file is cut to each one's size.
+        for rows in (5_000, 50, 20_000, 10, 5_000):
+            table = pa.table({"n": list(range(rows)), "s": [f"v{i}" for i in range(rows)]})
+            back = unpickle(receive_shared(ours, sender.send(pickled({"t": table}))))
+            assert back["t"].equals(table)
+            del back  # the last view of the body: the receiver lets go of the file
+        sender.close()
+    assert len(created) == 1
+
+
+@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+def test_a_body_still_in_use_is_never_overwritten_by_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = _counting_memfd_create(monkeypatch)
+    first = pa.table({"s": ["first"] * 1000})
+    second = pa.table({"s": ["second"] * 1000})
+    third = pa.table({"s": ["third"] * 1000})
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sender = SharedSender(theirs, limit=1, keep=1)
+        held = unpickle(receive_shared(ours, sender.send(pickled(first))))
+        # The one kept file holds `held`: the next body goes into a file of its own.
+        got_second = unpickle(receive_shared(ours, sender.send(pickled(second))))
+        assert len(created) == 2
+        assert held.equals(first) and got_second.equals(second)
+        del held  # now the kept file is let go of, and written again
+        got_third = unpickle(receive_shared(ours, sender.send(pickled(third))))
+        assert len(created) == 2
+        assert got_second.equals(second) and got_third.equals(third)
+        sender.close()
+
+
+@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+def test_a_shared_sender_ignores_a_repeated_release_and_one_of_no_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Counting a file free twice would put two bodies into it, the first still read.
+    created = _counting_memfd_create(monkeypatch)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sender = SharedSender(theirs, limit=1, keep=2)
+        first = receive_shared(ours, sender.send([b"first"]))
+        del first  # the release of file 0 ...
+        ours.send(bytes([0x80 | 0, 0x80 | 7]))  # ... repeated, and one of a file never kept
+        second = receive_shared(ours, sender.send([b"second"]))  # into file 0 again
+        third = receive_shared(ours, sender.send([b"third"]))  # into a new one
+        assert (bytes(second), bytes(third)) == (b"second", b"third")
+        assert len(created) == 2
+        sender.close()
