@@ -41,7 +41,7 @@ dev: env
 	$(VENV)/bin/itwin-runs dev
 
 bench: env
-	$(VENV)/bin/python -m benchmarks.run_all
+	$(VENV)/bin/python -m benchmarks.run_all $(BENCH_ARGS)
 
 reliability: env
 	$(VENV)/bin/pytest -q tests/reliability

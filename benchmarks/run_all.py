@@ -10,9 +10,12 @@
 4. `itwin-runs demo` end to end, and the part of it that is Dagster starting up.
 
 Figures only: nothing here asserts a time. `--quick` (or BENCH_QUICK=1) runs small sizes
-once, to check the harness itself.
+once, to check the harness itself. `--baseline DIR` also loads with the code checked out
+in DIR (say `git worktree add /tmp/before <commit>`), alternating with the others, to
+show a change's before and after from one run.
 
-    .venv/bin/python -m benchmarks.run_all [--quick] [--only load,collect,demo]
+    .venv/bin/python -m benchmarks.run_all [--quick] [--only load,collect,demo] [--baseline DIR]
+    make bench BENCH_ARGS="--baseline /tmp/before"
 """
 
 from __future__ import annotations
