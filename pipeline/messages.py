@@ -106,17 +106,20 @@ def send_shared(sock: socket.socket, body: Sequence[Piece]) -> int:
 
     Nothing bounds how many are in flight: see SharedSender for a sender that waits.
     """
-    fd = os.memfd_create("itwin-runs-batch", os.MFD_CLOEXEC)
+    fd = _new_memory_file()
     try:
-        size = _write_at_start(fd, body)
-        socket.send_fds(sock, [b"F", bytes([_NOT_KEPT])], [fd])
+        return _hand_over(sock, fd, _NOT_KEPT, body)
     finally:
         os.close(fd)  # the receiver holds its own descriptor now
-    return size
 
 
-def _write_at_start(fd: int, body: Sequence[Piece]) -> int:
-    """`body` as the whole content of the memory file `fd` (overwritten, cut to size)."""
+def _new_memory_file() -> int:
+    return os.memfd_create("itwin-runs-batch", os.MFD_CLOEXEC)
+
+
+def _hand_over(sock: socket.socket, fd: int, number: int, body: Sequence[Piece]) -> int:
+    """`body` as the whole content of memory file `fd` (overwritten, cut to size), sent
+    on `sock` with the file's number (`_NOT_KEPT` for one used once); returns its size."""
     size = 0
     for start in range(0, len(body), _IOV_MAX):
         chunk = body[start : start + _IOV_MAX]
@@ -125,6 +128,7 @@ def _write_at_start(fd: int, body: Sequence[Piece]) -> int:
             raise OSError(f"short write of a batch to shared memory ({want} bytes)")
         size += want
     os.ftruncate(fd, size)  # a reused file may have held a longer body
+    socket.send_fds(sock, [b"F", bytes([number])], [fd])
     return size
 
 
@@ -161,9 +165,7 @@ class SharedSender:
             size = send_shared(self._sock, body)
         else:
             number = self._free.pop() if self._free else self._new_file()
-            fd = self._files[number]
-            size = _write_at_start(fd, body)
-            socket.send_fds(self._sock, [b"F", bytes([number])], [fd])
+            size = _hand_over(self._sock, self._files[number], number, body)
         self._untaken += 1
         return size
 
@@ -174,7 +176,7 @@ class SharedSender:
         self._free.clear()
 
     def _new_file(self) -> int:
-        self._files.append(os.memfd_create("itwin-runs-batch", os.MFD_CLOEXEC))
+        self._files.append(_new_memory_file())
         return len(self._files) - 1
 
     def _answers(self, wait: bool) -> None:

@@ -132,7 +132,9 @@ def test_a_shared_sender_whose_receiver_went_away_stops_with_a_connection_error(
             sender.send([b"never sent"])
 
 
-def _counting_memfd_create(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+@pytest.fixture
+def memory_files_created(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The memory files created during the test, in order (their descriptors)."""
     created: list[int] = []
     real = os.memfd_create
 
@@ -147,9 +149,8 @@ def _counting_memfd_create(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
 def test_a_shared_sender_writes_into_the_same_memory_file_once_the_receiver_lets_go(
-    monkeypatch: pytest.MonkeyPatch,
+    memory_files_created: list[int],
 ) -> None:
-    created = _counting_memfd_create(monkeypatch)
     ours, theirs = socket.socketpair()
     with ours, theirs:
         sender = SharedSender(theirs, limit=1, keep=3)
@@ -160,14 +161,13 @@ def test_a_shared_sender_writes_into_the_same_memory_file_once_the_receiver_lets
             assert back["t"].equals(table)
             del back  # the last view of the body: the receiver lets go of the file
         sender.close()
-    assert len(created) == 1
+    assert len(memory_files_created) == 1
 
 
 @pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
 def test_a_body_still_in_use_is_never_overwritten_by_the_next(
-    monkeypatch: pytest.MonkeyPatch,
+    memory_files_created: list[int],
 ) -> None:
-    created = _counting_memfd_create(monkeypatch)
     first = pa.table({"s": ["first"] * 1000})
     second = pa.table({"s": ["second"] * 1000})
     third = pa.table({"s": ["third"] * 1000})
@@ -177,21 +177,20 @@ def test_a_body_still_in_use_is_never_overwritten_by_the_next(
         held = unpickle(receive_shared(ours, sender.send(pickled(first))))
         # The one kept file holds `held`: the next body goes into a file of its own.
         got_second = unpickle(receive_shared(ours, sender.send(pickled(second))))
-        assert len(created) == 2
+        assert len(memory_files_created) == 2
         assert held.equals(first) and got_second.equals(second)
         del held  # now the kept file is let go of, and written again
         got_third = unpickle(receive_shared(ours, sender.send(pickled(third))))
-        assert len(created) == 2
+        assert len(memory_files_created) == 2
         assert got_second.equals(second) and got_third.equals(third)
         sender.close()
 
 
 @pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
 def test_a_shared_sender_ignores_a_repeated_release_and_one_of_no_file(
-    monkeypatch: pytest.MonkeyPatch,
+    memory_files_created: list[int],
 ) -> None:
     # Counting a file free twice would put two bodies into it, the first still read.
-    created = _counting_memfd_create(monkeypatch)
     ours, theirs = socket.socketpair()
     with ours, theirs:
         sender = SharedSender(theirs, limit=1, keep=2)
@@ -201,5 +200,5 @@ def test_a_shared_sender_ignores_a_repeated_release_and_one_of_no_file(
         second = receive_shared(ours, sender.send([b"second"]))  # into file 0 again
         third = receive_shared(ours, sender.send([b"third"]))  # into a new one
         assert (bytes(second), bytes(third)) == (b"second", b"third")
-        assert len(created) == 2
+        assert len(memory_files_created) == 2
         sender.close()

@@ -13,11 +13,7 @@ import pytest
 
 from pipeline.warehouse.files import load_files
 from pipeline.warehouse.store import Warehouse
-from pipeline.warehouse.worker import (
-    ReadingWorker,
-    WorkerFailedError,
-    file_chunks,
-)
+from pipeline.warehouse.worker import ReadingWorker, WorkerFailedError, file_chunks
 from tests.transform.builders import random_runs, run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
