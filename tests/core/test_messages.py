@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import pickle
 import socket
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from pipeline.messages import (
     SHARED_MEMORY,
+    Piece,
     SharedSender,
     pickled,
     read_message,
@@ -20,6 +24,10 @@ from pipeline.messages import (
     send_message,
     send_shared,
     unpickle,
+)
+
+shared_memory_only = pytest.mark.skipif(
+    not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only"
 )
 
 
@@ -69,7 +77,7 @@ def test_a_message_cut_short_is_an_eof_error() -> None:
         read_message(io.BytesIO(whole[:-10]))
 
 
-@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+@shared_memory_only
 def test_a_body_handed_over_in_shared_memory_comes_back_mapped_not_copied() -> None:
     table = pa.table({"n": list(range(10_000)), "s": [f"v{i}" for i in range(10_000)]})
     ours, theirs = socket.socketpair()
@@ -85,7 +93,7 @@ def test_a_body_handed_over_in_shared_memory_comes_back_mapped_not_copied() -> N
         body[0:1] = b"x"  # mapped read-only: the sender's memory cannot be changed here
 
 
-@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+@shared_memory_only
 def test_a_shared_body_of_the_wrong_size_or_a_vanished_sender_is_an_error() -> None:
     ours, theirs = socket.socketpair()
     with ours:
@@ -97,7 +105,7 @@ def test_a_shared_body_of_the_wrong_size_or_a_vanished_sender_is_an_error() -> N
             receive_shared(ours, size)
 
 
-@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+@shared_memory_only
 def test_a_shared_sender_waits_until_the_receiver_has_taken_what_it_sent() -> None:
     # Bodies in flight are mapped by no process; without this wait a fast sender piled
     # them up without bound and out of every RSS figure.
@@ -121,7 +129,7 @@ def test_a_shared_sender_waits_until_the_receiver_has_taken_what_it_sent() -> No
         assert bytes(receive_shared(ours, len(b"third"))) == b"third"
 
 
-@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+@shared_memory_only
 def test_a_shared_sender_whose_receiver_went_away_stops_with_a_connection_error() -> None:
     ours, theirs = socket.socketpair()
     with theirs:
@@ -130,6 +138,16 @@ def test_a_shared_sender_whose_receiver_went_away_stops_with_a_connection_error(
         ours.close()
         with pytest.raises(ConnectionError):  # reset (a body left unread) or broken pipe
             sender.send([b"never sent"])
+
+
+def handed_over(sender: SharedSender, ours: socket.socket, body: Sequence[Piece]) -> mmap.mmap:
+    """`body` sent by `sender` and taken on the other end of its socket."""
+    return receive_shared(ours, sender.send(body))
+
+
+def passed_on(sender: SharedSender, ours: socket.socket, value: object) -> Any:
+    """`value` pickled, sent by `sender`, taken and unpickled on the other end."""
+    return unpickle(handed_over(sender, ours, pickled(value)))
 
 
 @pytest.fixture
@@ -147,7 +165,7 @@ def memory_files_created(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return created
 
 
-@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+@shared_memory_only
 def test_a_shared_sender_writes_into_the_same_memory_file_once_the_receiver_lets_go(
     memory_files_created: list[int],
 ) -> None:
@@ -157,14 +175,14 @@ def test_a_shared_sender_writes_into_the_same_memory_file_once_the_receiver_lets
         # Longer and shorter bodies in turn: a reused file is cut to each one's size.
         for rows in (5_000, 50, 20_000, 10, 5_000):
             table = pa.table({"n": list(range(rows)), "s": [f"v{i}" for i in range(rows)]})
-            back = unpickle(receive_shared(ours, sender.send(pickled({"t": table}))))
+            back = passed_on(sender, ours, {"t": table})
             assert back["t"].equals(table)
             del back  # the last view of the body: the receiver lets go of the file
         sender.close()
     assert len(memory_files_created) == 1
 
 
-@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+@shared_memory_only
 def test_a_body_still_in_use_is_never_overwritten_by_the_next(
     memory_files_created: list[int],
 ) -> None:
@@ -174,19 +192,19 @@ def test_a_body_still_in_use_is_never_overwritten_by_the_next(
     ours, theirs = socket.socketpair()
     with ours, theirs:
         sender = SharedSender(theirs, limit=1, keep=1)
-        held = unpickle(receive_shared(ours, sender.send(pickled(first))))
+        held = passed_on(sender, ours, first)
         # The one kept file holds `held`: the next body goes into a file of its own.
-        got_second = unpickle(receive_shared(ours, sender.send(pickled(second))))
+        got_second = passed_on(sender, ours, second)
         assert len(memory_files_created) == 2
         assert held.equals(first) and got_second.equals(second)
         del held  # now the kept file is let go of, and written again
-        got_third = unpickle(receive_shared(ours, sender.send(pickled(third))))
+        got_third = passed_on(sender, ours, third)
         assert len(memory_files_created) == 2
         assert got_second.equals(second) and got_third.equals(third)
         sender.close()
 
 
-@pytest.mark.skipif(not SHARED_MEMORY, reason="memory files and descriptor passing are Linux-only")
+@shared_memory_only
 def test_a_shared_sender_ignores_a_repeated_release_and_one_of_no_file(
     memory_files_created: list[int],
 ) -> None:
@@ -194,11 +212,11 @@ def test_a_shared_sender_ignores_a_repeated_release_and_one_of_no_file(
     ours, theirs = socket.socketpair()
     with ours, theirs:
         sender = SharedSender(theirs, limit=1, keep=2)
-        first = receive_shared(ours, sender.send([b"first"]))
+        first = handed_over(sender, ours, [b"first"])
         del first  # the release of file 0 ...
         ours.send(bytes([0x80 | 0, 0x80 | 7]))  # ... repeated, and one of a file never kept
-        second = receive_shared(ours, sender.send([b"second"]))  # into file 0 again
-        third = receive_shared(ours, sender.send([b"third"]))  # into a new one
+        second = handed_over(sender, ours, [b"second"])  # into file 0 again
+        third = handed_over(sender, ours, [b"third"])  # into a new one
         assert (bytes(second), bytes(third)) == (b"second", b"third")
         assert len(memory_files_created) == 2
         sender.close()
