@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.itwin.errors import ConfigError, ITwinRunsError
+from pipeline.errors import ConfigError, ITwinRunsError
 from pipeline.itwin.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pipeline.errors import ITwinRunsError
 from pipeline.itwin.client import CallStats, ExportApiClient
-from pipeline.itwin.errors import ApiError, ITwinRunsError, NotFoundError, describe_failure
+from pipeline.itwin.errors import ApiError, NotFoundError, describe_failure
 from pipeline.itwin.settings import Settings
 from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs, payload_hash
 from pipeline.transform.offload import OFFLOAD_AFTER_RUNS, CollectionFlattener

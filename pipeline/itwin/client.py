@@ -15,13 +15,14 @@ from typing import Any
 
 import httpx
 
+from pipeline.errors import ConfigError
 from pipeline.itwin.auth import (
     ClientCredentialsAuth,
     IssuedToken,
     StaticTokenAuth,
     fetch_client_credentials_token,
 )
-from pipeline.itwin.errors import ApiError, ConfigError
+from pipeline.itwin.errors import ApiError
 from pipeline.itwin.ids import path_segment, validate_id
 from pipeline.itwin.paging import Pager, next_href
 from pipeline.itwin.session import Answer, ApiSession

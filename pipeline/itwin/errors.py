@@ -10,19 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.errors import ITwinRunsError
+
 
 def describe_failure(status: int | None, code: str | None, message: str | None) -> str:
     """How a failed connection is named to users: HTTP status, the API's code and message."""
     head = f"HTTP {status}" if status is not None else "no HTTP status"
     return f"{head}, {code or 'no API error code'}: {message or ''}"
-
-
-class ITwinRunsError(Exception):
-    """Base of every error this project raises on purpose."""
-
-
-class ConfigError(ITwinRunsError):
-    """Settings are missing or invalid; the message says what to set."""
 
 
 class InvalidIdError(ITwinRunsError, ValueError):

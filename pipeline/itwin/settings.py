@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.itwin.errors import ConfigError
+from pipeline.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.bentley.com"
 DEFAULT_TOKEN_URL = "https://ims.bentley.com/connect/token"  # noqa: S105 - a URL, not a secret

@@ -20,7 +20,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from pipeline.itwin.errors import ITwinRunsError
+from pipeline.errors import ITwinRunsError
 from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
 from pipeline.transform.schema import BOOKKEEPING_TABLES, COLLECTION_LOG, CORE_TABLES
 from pipeline.warehouse.ddl import create_all_tables

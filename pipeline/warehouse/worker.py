@@ -27,7 +27,7 @@ from pathlib import Path
 from queue import Full, Queue
 from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from pipeline.itwin.errors import ITwinRunsError
+from pipeline.errors import ITwinRunsError
 from pipeline.messages import (
     SHARED_MEMORY,
     SharedSender,

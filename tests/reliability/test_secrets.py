@@ -21,8 +21,8 @@ import pytest
 
 from pipeline.definitions import build_definitions
 from pipeline.defs.resources import ITwinApiResource
+from pipeline.errors import ITwinRunsError
 from pipeline.itwin.client import ExportApiClient
-from pipeline.itwin.errors import ITwinRunsError
 from pipeline.itwin.settings import Secret
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.server import SimulatorServer

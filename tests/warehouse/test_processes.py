@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.itwin.errors import ITwinRunsError
+from pipeline.errors import ITwinRunsError
 from pipeline.warehouse.store import WarehouseLockedError, open_warehouse
 from tests.warehouse.test_store import T, load, snapshot
 

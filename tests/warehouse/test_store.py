@@ -13,7 +13,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from pipeline.itwin.errors import ITwinRunsError
+from pipeline.errors import ITwinRunsError
 from pipeline.transform.flatten import FetchedRun, flatten_runs
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.store import BATCH, CollectionLogEntry, Warehouse

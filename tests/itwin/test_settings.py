@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.itwin.errors import ConfigError
+from pipeline.errors import ConfigError
 from pipeline.itwin.settings import Secret, Settings, load_settings
 
 CANARY = "canary-secret-6f1d"
