@@ -81,6 +81,8 @@ def post_text(
         return Delivery(False, f"no answer within {timeout_s:g} s", receiver_down=True)
     except httpx.HTTPError as exc:
         return Delivery(False, f"no answer ({type(exc).__name__})", receiver_down=True)
+    except Exception as exc:  # a failed alert must never fail the build
+        return Delivery(False, f"not sent ({type(exc).__name__})", receiver_down=True)
     return _outcome(response)
 
 
