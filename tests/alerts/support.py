@@ -60,7 +60,8 @@ def add_day(
     baseline_completed: int = 1200,
 ) -> None:
     con.execute(
-        "insert into failure_daily values (?, 10, 2, 0.2, 0.06, 0.51, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into failure_daily values"
+        " (?, 10, 2, 0.2, 0.06, 0.51, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [day, completed, failed, *rate, baseline_completed, 60, *baseline, spike],
     )
 
@@ -145,7 +146,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 def serving(receiver: Receiver) -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", receiver.port), _handler(receiver))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield receiver
