@@ -159,11 +159,18 @@ def trend_text(row: dict[str, Any]) -> str:
             row["prior_failure_rate"], row["prior_failure_rate_low"], row["prior_failure_rate_high"]
         )
         prior = f"against {prior_rate} of {row['prior_completed_tasks']:,} in the 28 days before"
+    code = display_code(row["error_code"])
     return (
-        f"Error code {row['error_code']} is {row['trend']}: {row['recent_failed_tasks']:,} failed "
+        f"Error code {code} is {row['trend']}: {row['recent_failed_tasks']:,} failed "
         f"tasks, {recent} of {row['recent_completed_tasks']:,} completed tasks in the 7 days to "
         f"{row['as_of_day']}, {prior}."
     )
+
+
+def display_code(code: str, limit: int = 120) -> str:
+    """An error code as sent by the API, made safe for one line of a message."""
+    flat = " ".join(code.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _has_columns(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...]) -> bool:

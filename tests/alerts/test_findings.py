@@ -125,3 +125,12 @@ def test_models_of_another_schema_are_not_taken_for_the_warehouse_s(
     con.execute("create table other.failure_daily as select * from failure_daily")
     con.execute("drop table failure_daily")
     assert current_findings(con) == []
+
+
+def test_a_long_or_multi_line_code_from_the_api_stays_one_short_line(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    add_trend(con, "TAE_\nX\t" + "Y" * 500, "new")
+    [line] = finding_lines(con)
+    assert line.startswith("Error code TAE_ X YYY")
+    assert "\n" not in line and len(line) < 300
