@@ -55,15 +55,10 @@ class AlertReport:
     """Why delivery did not happen or stopped (last failure, or a bad URL), if it did."""
 
     def summary(self) -> str:
+        found = f"alerts: {self.findings} finding{'' if self.findings == 1 else 's'}"
         if not self.webhook_configured:
-            return (
-                f"alerts: {self.findings} findings, {self.new} not alerted before; "
-                "nothing sent (no webhook URL set)"
-            )
-        text = (
-            f"alerts: {self.findings} findings, {self.new} new, {self.sent} sent, "
-            f"{self.pending} pending"
-        )
+            return f"{found}, {self.new} not alerted before; nothing sent (no webhook URL set)"
+        text = f"{found}, {self.new} new, {self.sent} sent, {self.pending} pending"
         return f"{text} ({self.problem})" if self.problem else text
 
 

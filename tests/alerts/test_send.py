@@ -18,6 +18,7 @@ from tests.alerts.support import (
     move_to,
     serving,
 )
+from tests.models.builders import mixed_warehouse
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 
@@ -81,7 +82,7 @@ def test_an_alert_the_receiver_refuses_with_500_is_sent_at_the_next_build(
     receiver.statuses = [500]
     failed = send_alerts(con, receiver.url, now=NOW)
     assert (failed.sent, failed.failed, failed.pending) == (0, 1, 1)
-    assert failed.problem == "last POST: HTTP 500"
+    assert failed.summary() == "alerts: 1 finding, 1 new, 0 sent, 1 pending (last POST: HTTP 500)"
     assert log_rows(con) == [(f"spike:{AS_OF}", False, 1, "HTTP 500")]
     recovered = send_alerts(con, receiver.url, now=NOW + timedelta(hours=1))
     assert (recovered.new, recovered.sent, recovered.pending) == (0, 1, 0)
@@ -193,7 +194,9 @@ def test_nothing_is_sent_or_written_without_a_url(
         2,
         0,
     )
-    assert "nothing sent" in report.summary()
+    assert report.summary() == (
+        "alerts: 2 findings, 2 not alerted before; nothing sent (no webhook URL set)"
+    )
     assert not con.execute(
         "select 1 from duckdb_tables() where table_name = 'alert_log'"
     ).fetchall()
@@ -259,3 +262,16 @@ def test_when_it_was_found_and_sent_is_kept(
         NOW + timedelta(hours=1),
         NOW + timedelta(hours=1),
     )
+
+
+def test_a_warehouse_built_by_the_sql_models_alerts_on_its_findings_once(
+    receiver: Receiver,
+) -> None:
+    # Whatever version of the models is built: before spikes and trends existed this is
+    # an old warehouse with no findings; after, it has codes that are all `new`.
+    with mixed_warehouse().build() as built:
+        findings = current_findings(built)
+        first = send_alerts(built, receiver.url, now=NOW)
+        second = send_alerts(built, receiver.url, now=NOW + timedelta(hours=1))
+    assert receiver.texts == [f.text for f in findings]
+    assert (first.sent, second.sent, second.pending) == (len(findings), 0, 0)
