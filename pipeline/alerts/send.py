@@ -91,8 +91,10 @@ def send_alerts(
     new = record_new(con, findings, at)
     try:
         target = checked_url(url)
-    except WebhookUrlError as exc:
-        log.warning("alerts not sent: %s", exc)
+        http = make_transport(target) if transport is None else transport
+    except Exception as exc:  # a bad URL or proxy setting must not fail the build
+        reason = str(exc) if isinstance(exc, WebhookUrlError) else _transport_problem(exc)
+        log.warning("alerts not sent: %s", reason)
         return AlertReport(
             findings=len(findings),
             new=len(new),
@@ -100,14 +102,12 @@ def send_alerts(
             failed=0,
             pending=len(pending(con)),
             webhook_configured=True,
-            problem=str(exc),
+            problem=reason,
         )
-    own_transport = transport is None
-    http = make_transport(target) if transport is None else transport
     try:
         sent, failed, problem = _deliver(con, http, target, at, timeout_s)
     finally:
-        if own_transport:
+        if transport is None:
             http.close()
     return AlertReport(
         findings=len(findings),
@@ -152,6 +152,14 @@ def _deliver(
                 log.warning("the webhook is not taking messages; %d more left pending", left)
             break
     return sent, failed, problem
+
+
+def _transport_problem(exc: Exception) -> str:
+    # The error text may quote a proxy address with its password, so only its kind is told.
+    return (
+        f"no HTTP transport ({type(exc).__name__}); check the proxy and certificate "
+        "settings (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE)"
+    )
 
 
 def _count_unalerted(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> int:

@@ -275,3 +275,16 @@ def test_a_warehouse_built_by_the_sql_models_alerts_on_its_findings_once(
         second = send_alerts(built, receiver.url, now=NOW + timedelta(hours=1))
     assert receiver.texts == [f.text for f in findings]
     assert (first.sent, second.sent, second.pending) == (len(findings), 0, 0)
+
+
+def test_a_proxy_setting_that_cannot_be_used_keeps_alerts_pending(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks9://user:pw-canary@proxy.example:1080")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    add_days(con, 0)
+    report = send_alerts(con, "https://hooks.example/services/x", now=NOW)
+    assert (report.sent, report.pending) == (0, 1)
+    assert report.problem is not None and "HTTPS_PROXY" in report.problem
+    assert "pw-canary" not in report.problem
