@@ -13,6 +13,7 @@ half-rebuilt set.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ def parse_materialized(sql: str) -> Literal["view", "table"] | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)  # every model asset lists every model; parse each text once
 def tables_read(sql: str) -> frozenset[str]:
     """The tables and views a model's SQL reads, CTE names excluded (parsed as DuckDB SQL).
 
