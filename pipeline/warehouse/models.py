@@ -26,6 +26,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
+from pipeline.errors import ITwinRunsError
 from pipeline.transform.schema import CORE_TABLES
 
 ModelKind = Literal["staging", "intermediate", "marts"]
@@ -48,8 +49,8 @@ _DEPENDS_ON = re.compile(r"^--\s*depends_on\s*:(.*)$", re.IGNORECASE)
 _MATERIALIZED = re.compile(r"^--\s*materialized\s*:\s*(\S*)", re.IGNORECASE)
 
 
-class ModelError(ValueError):
-    """A model file is malformed, or the declared dependencies do not form a DAG."""
+class ModelError(ITwinRunsError, ValueError):
+    """A model file is malformed, its SQL fails, or the declared dependencies are wrong."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def dependency_mismatch(model_file: str, sql: str, declared: Iterable[str]) -> s
 
 def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
     name = path.stem
-    shown = f"{kind}/{path.name}"
+    shown = f"sql/{kind}/{path.name}"
     sql = path.read_text(encoding="utf-8")
     declared = parse_depends_on(sql)
     unknown = [d for d in declared if d not in model_names and d not in SOURCE_TABLES]
@@ -188,7 +189,7 @@ def _topological_order(models: dict[str, Model]) -> list[Model]:
     while remaining:
         ready = sorted(name for name, deps in remaining.items() if not deps)
         if not ready:
-            files = ", ".join(sorted(f"{models[n].kind}/{n}.sql" for n in remaining))
+            files = ", ".join(sorted(f"sql/{models[n].kind}/{n}.sql" for n in remaining))
             raise ModelError(f"dependency cycle among {files}")
         for name in ready:
             ordered.append(models[name])
@@ -209,7 +210,7 @@ def _model_files(sql_dir: Path) -> list[tuple[ModelKind, Path]]:
     seen: dict[str, str] = {}
     for kind, path in files:
         if not _NAME.match(path.stem):
-            raise ModelError(f"{kind}/{path.name}: a model name must be a lowercase SQL identifier")
+            raise ModelError(f"sql/{kind}/{path.name}: a model name must be a lowercase identifier")
         if path.stem in seen:
             raise ModelError(f"{path.stem}: defined in both {seen[path.stem]}/ and {kind}/")
         seen[path.stem] = kind
@@ -278,7 +279,7 @@ def build_models(
                 _drop_if_other_kind(con, model)
                 con.execute(_create_statement(model))
             except duckdb.Error as exc:
-                raise ModelError(f"{model.kind}/{model.path.name}: {exc}") from exc
+                raise ModelError(f"sql/{model.kind}/{model.path.name}: {exc}") from exc
             rows = con.execute(f"select count(*) from {model.name}").fetchall()
             counts[model.name] = int(rows[0][0]) if rows else 0
         con.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import duckdb
 import psutil
 import pytest
 
+import pipeline.warehouse.models
 from pipeline.cli import build_parser, main, simulator_environment
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
+from pipeline.warehouse.store import open_warehouse
 from tests.support import snapshot
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("ITWIN_")}
@@ -210,6 +213,26 @@ def test_rebuild_restores_the_core_tables_from_raw_versions(
     assert "rebuilt the core tables from 40 runs' raw versions" in captured.err
     assert "tables: 40 runs" in captured.out
     assert (tmp_path / "reports" / "failure_daily.parquet").exists()
+
+
+def test_a_model_reading_an_undeclared_table_stops_report_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(pipeline.warehouse.models.SQL_DIR, sql_dir)
+    (sql_dir / "marts" / "jobs_per_run.sql").write_text(
+        "-- grain: one row per run\n-- depends_on: stg_runs\n"
+        "select run_id, count(*) as jobs from stg_runs join jobs using (run_id) group by run_id\n"
+    )
+    monkeypatch.setattr(pipeline.warehouse.models, "SQL_DIR", sql_dir)
+    monkeypatch.setenv("ITWIN_RUNS_DATA_DIR", str(tmp_path))
+    with open_warehouse(tmp_path / "warehouse.duckdb"):
+        pass
+    assert main(["report"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "itwin-runs: sql/marts/jobs_per_run.sql: reads jobs without declaring it in depends_on"
+    )
 
 
 FAKE_DAGSTER = """

@@ -171,7 +171,7 @@ def test_cycle_names_the_files(tmp_path: Path) -> None:
             "staging/free": "select 1",
         },
     )
-    with pytest.raises(ModelError, match=r"cycle among staging/one\.sql, staging/two\.sql"):
+    with pytest.raises(ModelError, match=r"cycle among sql/staging/one\.sql, sql/staging/two\.sql"):
         list_models(sql_dir)
 
 
