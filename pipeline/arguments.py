@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 DESCRIPTION = """Collect iTwin Export API runs into a DuckDB warehouse, model failure rates and
 report them (Parquet files and an HTML page). Run `itwin-runs COMMAND --help` for a
@@ -18,17 +17,20 @@ TOP_EXAMPLES = """examples:
 
 
 def _command(
-    sub: Any, name: str, summary: str, example: str, details: str = ""
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    example: str,
+    details: str = "",
 ) -> argparse.ArgumentParser:
     """A subcommand whose --help gives its summary, details and an example."""
-    parser: argparse.ArgumentParser = sub.add_parser(
+    return sub.add_parser(
         name,
         help=summary,
         description=f"{summary[0].upper()}{summary[1:]}.\n\n{details}".strip(),
         epilog=f"example:\n{example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
