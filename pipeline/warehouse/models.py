@@ -130,7 +130,7 @@ def tables_read(sql: str) -> frozenset[str]:
                 and isinstance(source.this, exp.Identifier)
                 and source.name not in scope.cte_sources
             ):
-                read.add(source.name)
+                read.add(source.name.lower())  # DuckDB matches names case-insensitively
     return frozenset(read)
 
 

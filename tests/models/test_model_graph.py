@@ -81,6 +81,10 @@ def test_tables_read_ignores_cte_names_but_not_a_table_a_cte_shadows() -> None:
     )
     assert tables_read(sql) == {"tasks", "stg_runs", "task_errors"}
     assert tables_read("select * from read_parquet('x.parquet')") == set()
+    assert tables_read('select * from STG_Runs join "Tasks" using (run_id)') == {
+        "stg_runs",
+        "tasks",
+    }
     pivoted = "with t as (select 1 as a, 2 as b) select * from t unpivot (v for d in (a, b))"
     assert tables_read(pivoted) == set()
 
