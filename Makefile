@@ -31,10 +31,12 @@ lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy pipeline
+	$(VENV)/bin/sqlfluff lint sql
 
 fmt: env
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/sqlfluff fix sql
 
 # The Dagster UI against the built-in simulator (see README).
 dev: env

@@ -1,4 +1,4 @@
-"""`itwin-runs`: collect, demo, simulate, report, load (see README and CONTRACT)."""
+"""`itwin-runs`: what each command does (the arguments and help are in pipeline/arguments.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.arguments import build_parser
 from pipeline.errors import ConfigError, ITwinRunsError
 from pipeline.itwin.settings import Settings, load_settings
 
@@ -20,26 +21,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Dagster's console log would repeat every failure with stack traces; the CLI prints its
 # own one-line errors and summary instead (-v shows our own debug log).
 QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="itwin-runs", description=__doc__)
-    parser.add_argument("--config", type=Path, help="YAML settings file (else $ITWIN_RUNS_CONFIG)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
-    collect = sub.add_parser("collect", help="fetch, flatten, load, model and report (the job)")
-    collect.add_argument("--full", action="store_true", help="read every page of every connection")
-    sub.add_parser("demo", help="collect from the built-in simulator and report")
-    sim = sub.add_parser("simulate", help="serve the built-in Export API simulator alone")
-    sim.add_argument("--port", type=int, default=8765)
-    sim.add_argument("--seed", type=int, default=7)
-    sub.add_parser("report", help="rebuild models and reports from the warehouse, no API calls")
-    load = sub.add_parser("load", help="load saved API answers (files or folders) and report")
-    load.add_argument("paths", nargs="+", type=Path)
-    load.add_argument("--connection", help="connection id for runs that carry none")
-    dev = sub.add_parser("dev", help="the Dagster UI against the simulator (make dev)")
-    dev.add_argument("--port", type=int, default=3000)
-    return parser
+WAREHOUSE_FILE = "warehouse.duckdb"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -163,7 +145,7 @@ def simulator_environment(sim: Any) -> dict[str, str]:
     return {**sim.environment(), "ITWIN_ACCESS_TOKEN": ""}
 
 
-def _this_hour() -> datetime:
+def this_hour() -> datetime:
     """The simulated world ends now (to the hour), so freshness and stuck-run checks read true."""
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -177,7 +159,7 @@ def cmd_demo(data_dir: Path) -> int:
         seed=7,
         connections=8,
         runs_per_connection=150,
-        start_time=_this_hour(),
+        start_time=this_hour(),
         faults=Faults(error_5xx_rate=0.05, seed=7),
     )
     with SimulatorServer(config) as sim:
@@ -188,13 +170,37 @@ def cmd_demo(data_dir: Path) -> int:
             return cmd_collect(load_settings(os.environ), None)
 
 
+def _existing_warehouse(settings: Settings) -> Path:
+    path = settings.data_dir / WAREHOUSE_FILE
+    if not path.exists():
+        raise ConfigError(
+            f"no warehouse at {path}: run `itwin-runs collect` or `itwin-runs load` first, "
+            "or set ITWIN_RUNS_DATA_DIR"
+        )
+    return path
+
+
 def cmd_report(settings: Settings, config_file: Path | None) -> int:
     started = time.monotonic()
-    if not (settings.data_dir / "warehouse.duckdb").exists():
-        raise ConfigError(
-            f"no warehouse at {settings.data_dir / 'warehouse.duckdb'}: run `itwin-runs collect` "
-            "or `itwin-runs load` first, or set ITWIN_RUNS_DATA_DIR"
-        )
+    _existing_warehouse(settings)
+    if not _execute("report_job", settings, config_file):
+        return EXIT_FAILED
+    return _summary(settings, started=started, collected=False)
+
+
+def cmd_rebuild(settings: Settings, config_file: Path | None) -> int:
+    from pipeline.warehouse.store import open_warehouse
+
+    started = time.monotonic()
+    path = _existing_warehouse(settings)
+    with open_warehouse(path, lock_timeout_s=settings.lock_timeout_s) as warehouse:
+        stats = warehouse.rebuild_from_raw()
+    total = stats.total()
+    print(
+        f"rebuilt the core tables from {total.new} runs' raw versions "
+        f"({total.quarantined} quarantined)",
+        file=sys.stderr,
+    )
     if not _execute("report_job", settings, config_file):
         return EXIT_FAILED
     return _summary(settings, started=started, collected=False)
@@ -237,30 +243,6 @@ def cmd_load(
     return _summary(settings, started=started, collected=False)
 
 
-def cmd_dev(port: int) -> int:
-    from pipeline.simulator.config import SimulatorConfig
-    from pipeline.simulator.server import SimulatorServer
-
-    config = SimulatorConfig(seed=7, realtime_speed=60.0, start_time=_this_hour())
-    with SimulatorServer(config) as sim:
-        env = {**os.environ, **simulator_environment(sim)}
-        # A persistent instance, so schedule state and run history survive restarts.
-        home = Path(env.get("DAGSTER_HOME") or ".dagster_home").resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        env["DAGSTER_HOME"] = str(home)
-        print(
-            f"simulator on {sim.base_url}; Dagster UI on http://127.0.0.1:{port}", file=sys.stderr
-        )
-        import subprocess
-
-        dagster = Path(sys.executable).with_name("dagster")
-        cmd = [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"]
-        try:
-            return subprocess.call(cmd, env=env)  # noqa: S603 - our own venv's dagster
-        except KeyboardInterrupt:
-            return EXIT_OK
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -274,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return serve_forever(port=args.port, seed=args.seed)
         if args.command == "dev":
+            from pipeline.dev import cmd_dev
+
             return cmd_dev(args.port)
         settings = _settings(args)
         if args.command == "collect":
@@ -282,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(settings.data_dir)
         if args.command == "report":
             return cmd_report(settings, args.config)
+        if args.command == "rebuild":
+            return cmd_rebuild(settings, args.config)
         if args.command == "load":
             return cmd_load(settings, args.config, args.paths, args.connection)
     except ConfigError as exc:

@@ -14,10 +14,10 @@ from pipeline.collection import CollectionResult, collect
 from pipeline.itwin.settings import Secret, Settings
 from pipeline.simulator.server import SimulatorServer
 from pipeline.transform.schema import CORE_TABLES
-from pipeline.warehouse.models import REPORT_MODELS, build_models
+from pipeline.warehouse.models import build_models, report_models
 from pipeline.warehouse.store import open_warehouse
 
-SNAPSHOT_TABLES = (*CORE_TABLES, *REPORT_MODELS)
+SNAPSHOT_TABLES = (*CORE_TABLES, *report_models())
 
 
 def sim_settings(sim: SimulatorServer, data_dir: Path, **changes: Any) -> Settings:

@@ -16,7 +16,7 @@ from pipeline.progress import LineProgress
 from pipeline.report.html import write_html_report
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.export import export_parquet
-from pipeline.warehouse.models import REPORT_MODELS, build_models, list_models
+from pipeline.warehouse.models import build_models, list_models, report_models
 
 CORE_GROUP = "warehouse"
 MODEL_GROUP = "models"
@@ -109,7 +109,7 @@ def model_asset(name: str, deps: list[str], kind: str) -> dg.AssetsDefinition:
         deps=deps,
         group_name=MODEL_GROUP,
         kinds={"duckdb", "sql"},
-        description=f"SQL model sql/{name}.sql ({kind})",
+        description=f"SQL model sql/{kind}/{name}.sql",
     )
     def _model(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
         with warehouse.get_connection() as con:
@@ -125,7 +125,7 @@ def model_assets() -> list[dg.AssetsDefinition]:
     return [model_asset(m.name, [*m.sources, *m.deps], m.kind) for m in list_models()]
 
 
-@dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"parquet"})
+@dg.asset(deps=list(report_models()), group_name=REPORT_GROUP, kinds={"parquet"})
 def parquet_reports(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
     """Every report model as reports/<model>.parquet, each written atomically."""
     with warehouse.get_connection() as con:
@@ -135,7 +135,7 @@ def parquet_reports(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
     )
 
 
-@dg.asset(deps=list(REPORT_MODELS), group_name=REPORT_GROUP, kinds={"html"})
+@dg.asset(deps=list(report_models()), group_name=REPORT_GROUP, kinds={"html"})
 def html_report(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
     """A self-contained page with the headline tables and charts."""
     with warehouse.get_connection() as con:

@@ -9,7 +9,7 @@ import dagster as dg
 from pipeline.defs.resources import WarehouseResource
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse import quality
-from pipeline.warehouse.models import REPORT_MODELS
+from pipeline.warehouse.models import report_models
 
 STUCK_AFTER_HOURS = 24.0
 FRESH_WITHIN_HOURS = 26.0  # a daily schedule with slack; hourly runs stay well inside
@@ -94,5 +94,5 @@ def all_checks() -> list[dg.AssetChecksDefinition]:
         known_states_and_results,
         no_stuck_runs,
         fresh_successful_collection,
-        *(rates_in_range_check(m) for m in REPORT_MODELS),
+        *(rates_in_range_check(m) for m in report_models()),
     ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.warehouse.models import REPORT_MODELS, list_models
+from pipeline.warehouse.models import list_models, report_models
 
 TEMP_SUFFIX = ".tmp"
 
@@ -84,11 +84,14 @@ def _copy_to_parquet(con: duckdb.DuckDBPyConnection, model: str, target: Path) -
 def export_parquet(
     con: duckdb.DuckDBPyConnection,
     reports_dir: Path,
-    models: Iterable[str] = REPORT_MODELS,
+    models: Iterable[str] | None = None,
+    *,
+    sql_dir: Path | None = None,
 ) -> dict[str, Path]:
-    """Write each model's table to `reports_dir/<model>.parquet`; return model -> path."""
-    wanted = list(models)
-    known = {m.name for m in list_models()}
+    """Write each model's table (default: every model in sql/marts/) to
+    `reports_dir/<model>.parquet`; return model -> path."""
+    wanted = list(report_models(sql_dir) if models is None else models)
+    known = {m.name for m in list_models(sql_dir)}
     unknown = [m for m in wanted if m not in known]
     if unknown:
         raise ValueError(f"no such model: {', '.join(unknown)}")

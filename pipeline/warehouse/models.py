@@ -1,14 +1,19 @@
 """Run the SQL models in `sql/`: one file is one model, ordered by the dependencies it declares.
 
+The folder says what a model is: `sql/staging/` renames and casts the core tables,
+`sql/intermediate/` holds shapes several reports share, and `sql/marts/` holds the
+report models, each also exported as Parquet (a new report is a new file there).
 A model file starts with comment lines; `-- depends_on: a, b` names the models (or core
-tables) it reads. Staging models (every model that is not a report) become views unless
-the header says `-- materialized: table`; the report models become tables. One
-`build_models` call is one transaction: a failing model leaves every model as it was,
-so readers never see a half-rebuilt set.
+tables) it reads, and it must name exactly the tables its SQL reads (checked with
+sqlglot). Staging and intermediate models become views unless the header says
+`-- materialized: table`; marts become tables. One `build_models` call is one
+transaction: a failing model leaves every model as it was, so readers never see a
+half-rebuilt set.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,30 +21,36 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.scope import traverse_scope
 
+from pipeline.errors import ITwinRunsError
 from pipeline.transform.schema import CORE_TABLES
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+ModelKind = Literal["staging", "intermediate", "marts"]
+LAYERS: tuple[ModelKind, ...] = ("staging", "intermediate", "marts")
 
-REPORT_MODELS: tuple[str, ...] = (
-    "failure_rate_by_error_code",
-    "failure_rate_by_phase",
-    "failure_rate_by_system",
-    "failure_rate_by_connection",
-    "failure_daily",
-)
+
+def _find_sql_dir() -> Path:
+    # An installed wheel carries sql/ inside the package; a checkout has it at the root.
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "sql"
+    return installed if installed.is_dir() else package.parent / "sql"
+
+
+SQL_DIR = _find_sql_dir()
 
 SOURCE_TABLES: frozenset[str] = frozenset(CORE_TABLES)
-
-ModelKind = Literal["staging", "report"]
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DEPENDS_ON = re.compile(r"^--\s*depends_on\s*:(.*)$", re.IGNORECASE)
 _MATERIALIZED = re.compile(r"^--\s*materialized\s*:\s*(\S*)", re.IGNORECASE)
 
 
-class ModelError(ValueError):
-    """A model file is malformed, or the declared dependencies do not form a DAG."""
+class ModelError(ITwinRunsError, ValueError):
+    """A model file is malformed, its SQL fails, or the declared dependencies are wrong."""
 
 
 @dataclass(frozen=True)
@@ -51,17 +62,22 @@ class Model:
     sources: tuple[str, ...]
     """Core tables this one reads directly (runs, jobs, tasks, task_errors)."""
     kind: ModelKind
+    """The folder it lives in; `marts` are the report models."""
     sql: str
     declared_materialization: Literal["view", "table"] | None = None
 
     @property
-    def materialization(self) -> Literal["view", "table"]:
-        """Report models are tables; staging models views unless the file says `table`.
+    def is_report(self) -> bool:
+        return self.kind == "marts"
 
-        A staging model read by several others (stg_tasks: a join over every task) is
-        declared a table, so it is computed once per build rather than once per reader.
+    @property
+    def materialization(self) -> Literal["view", "table"]:
+        """Marts are tables; other models views unless the file says `table`.
+
+        A model read by several others (stg_tasks: a join over every task) is declared
+        a table, so it is computed once per build rather than once per reader.
         """
-        if self.kind == "report":
+        if self.is_report:
             return "table"
         return self.declared_materialization or "view"
 
@@ -99,31 +115,71 @@ def parse_materialized(sql: str) -> Literal["view", "table"] | None:
     return None
 
 
-def _read_model(path: Path, model_names: set[str]) -> Model:
+@functools.lru_cache(maxsize=256)  # every model asset lists every model; parse each text once
+def tables_read(sql: str) -> frozenset[str]:
+    """The tables and views a model's SQL reads, CTE names excluded (parsed as DuckDB SQL).
+
+    Scopes resolve names as DuckDB does, so `with tasks as (select * from tasks)` reads
+    the table `tasks`; table functions such as read_parquet(...) name no table.
+    """
+    read: set[str] = set()
+    for scope in traverse_scope(sqlglot.parse_one(sql, read="duckdb")):
+        for source in scope.sources.values():
+            if (
+                isinstance(source, exp.Table)
+                and isinstance(source.this, exp.Identifier)
+                and source.name not in scope.cte_sources
+            ):
+                read.add(source.name.lower())  # DuckDB matches names case-insensitively
+    return frozenset(read)
+
+
+def dependency_mismatch(model_file: str, sql: str, declared: Iterable[str]) -> str | None:
+    """What differs between `-- depends_on:` and the tables the SQL reads; None when equal."""
+    try:
+        read = tables_read(sql)
+    except SqlglotError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{model_file}: cannot parse its SQL to check depends_on: {first}"
+    undeclared = sorted(read - set(declared))
+    unread = sorted(set(declared) - read)
+    problems = []
+    if undeclared:
+        problems.append(f"reads {', '.join(undeclared)} without declaring it in depends_on")
+    if unread:
+        problems.append(f"declares {', '.join(unread)} in depends_on but does not read it")
+    return f"{model_file}: {'; '.join(problems)}" if problems else None
+
+
+def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
     name = path.stem
+    shown = f"sql/{kind}/{path.name}"
     sql = path.read_text(encoding="utf-8")
     declared = parse_depends_on(sql)
     unknown = [d for d in declared if d not in model_names and d not in SOURCE_TABLES]
     if unknown:
-        raise ModelError(f"{path.name}: unknown dependency {', '.join(unknown)}")
+        raise ModelError(f"{shown}: unknown dependency {', '.join(unknown)}")
     if name in declared:
-        raise ModelError(f"{path.name}: depends on itself")
+        raise ModelError(f"{shown}: depends on itself")
+    mismatch = dependency_mismatch(shown, sql, declared)
+    if mismatch:
+        raise ModelError(mismatch)
     return Model(
         name=name,
         path=path,
         deps=tuple(d for d in declared if d in model_names),
         sources=tuple(d for d in declared if d in SOURCE_TABLES),
-        kind="report" if name in REPORT_MODELS else "staging",
+        kind=kind,
         sql=sql,
-        declared_materialization=_materialized_of(path, sql),
+        declared_materialization=_materialized_of(shown, sql),
     )
 
 
-def _materialized_of(path: Path, sql: str) -> Literal["view", "table"] | None:
+def _materialized_of(shown: str, sql: str) -> Literal["view", "table"] | None:
     try:
         return parse_materialized(sql)
     except ModelError as exc:
-        raise ModelError(f"{path.name}: {exc}") from exc
+        raise ModelError(f"{shown}: {exc}") from exc
 
 
 def _topological_order(models: dict[str, Model]) -> list[Model]:
@@ -133,7 +189,7 @@ def _topological_order(models: dict[str, Model]) -> list[Model]:
     while remaining:
         ready = sorted(name for name, deps in remaining.items() if not deps)
         if not ready:
-            files = ", ".join(sorted(models[n].path.name for n in remaining))
+            files = ", ".join(sorted(f"sql/{models[n].kind}/{n}.sql" for n in remaining))
             raise ModelError(f"dependency cycle among {files}")
         for name in ready:
             ordered.append(models[name])
@@ -143,15 +199,35 @@ def _topological_order(models: dict[str, Model]) -> list[Model]:
     return ordered
 
 
-def list_models(sql_dir: Path | None = None) -> list[Model]:
-    """Every model in `sql_dir` (default: the project's `sql/`), dependencies first."""
-    paths = sorted((sql_dir or SQL_DIR).glob("*.sql"))
-    for path in paths:
+def _model_files(sql_dir: Path) -> list[tuple[ModelKind, Path]]:
+    stray = sorted(p.name for p in sql_dir.glob("*.sql"))
+    if stray:
+        raise ModelError(
+            f"{', '.join(stray)} in {sql_dir}: a model lives in "
+            f"{', '.join(f'{layer}/' for layer in LAYERS)} (marts/ for a report)"
+        )
+    files = [(kind, p) for kind in LAYERS for p in sorted((sql_dir / kind).glob("*.sql"))]
+    seen: dict[str, str] = {}
+    for kind, path in files:
         if not _NAME.match(path.stem):
-            raise ModelError(f"{path.name}: a model name must be a lowercase SQL identifier")
-    names = {p.stem for p in paths}
-    models = {p.stem: _read_model(p, names) for p in paths}
+            raise ModelError(f"sql/{kind}/{path.name}: a model name must be a lowercase identifier")
+        if path.stem in seen:
+            raise ModelError(f"{path.stem}: defined in both {seen[path.stem]}/ and {kind}/")
+        seen[path.stem] = kind
+    return files
+
+
+def list_models(sql_dir: Path | None = None) -> list[Model]:
+    """Every model under `sql_dir` (default: the project's `sql/`), dependencies first."""
+    files = _model_files(sql_dir or SQL_DIR)
+    names = {p.stem for _, p in files}
+    models = {p.stem: _read_model(p, kind, names) for kind, p in files}
     return _topological_order(models)
+
+
+def report_models(sql_dir: Path | None = None) -> tuple[str, ...]:
+    """The report models: every file in `sql/marts/`, by name (no list to keep in Python)."""
+    return tuple(sorted(p.stem for p in ((sql_dir or SQL_DIR) / "marts").glob("*.sql")))
 
 
 def _select(models: list[Model], names: Iterable[str] | None) -> list[Model]:
@@ -203,7 +279,7 @@ def build_models(
                 _drop_if_other_kind(con, model)
                 con.execute(_create_statement(model))
             except duckdb.Error as exc:
-                raise ModelError(f"{model.path.name}: {exc}") from exc
+                raise ModelError(f"sql/{model.kind}/{model.path.name}: {exc}") from exc
             rows = con.execute(f"select count(*) from {model.name}").fetchall()
             counts[model.name] = int(rows[0][0]) if rows else 0
         con.commit()

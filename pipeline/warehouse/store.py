@@ -296,6 +296,8 @@ class Warehouse:
         """Rebuild the four core tables from the latest raw version of every run, no API."""
         reader = self.con.cursor()  # its own connection: streams while we write
         try:
+            # A cursor starts on the default database, not the attached warehouse file.
+            reader.execute(f"USE {_one(self.con, 'SELECT current_database()')}")
             result = reader.sql(_LATEST_PAYLOADS).to_arrow_reader(batch_runs)
             stats = LoadStats()
             with self._transaction():

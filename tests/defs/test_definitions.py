@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.definitions import build_definitions
 from pipeline.defs.resources import ITwinApiResource
-from pipeline.warehouse.models import REPORT_MODELS, list_models
+from pipeline.warehouse.models import list_models, report_models
 
 
 def test_one_asset_per_sql_file_with_declared_deps(tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_one_asset_per_sql_file_with_declared_deps(tmp_path: Path) -> None:
         assert parents == {*model.deps, *model.sources}, model.name
     for report in ("parquet_reports", "html_report"):
         parents = {k.to_user_string() for k in graph.get(dg.AssetKey(report)).parent_keys}
-        assert parents == set(REPORT_MODELS)
+        assert parents == set(report_models())
 
 
 def test_schedule_is_hourly_unless_configured(

@@ -11,7 +11,7 @@ from pipeline.definitions import build_definitions
 from pipeline.defs.resources import ITwinApiResource
 from pipeline.simulator.config import Faults, SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
-from pipeline.warehouse.models import REPORT_MODELS
+from pipeline.warehouse.models import report_models
 from tests.support import collect_once, sim_settings, snapshot
 
 
@@ -49,7 +49,7 @@ def test_whole_job_with_faults(tmp_path: Path) -> None:
     assert "| connection | outcome |" in by_key["runs"]["outcomes"].value
 
     reports = tmp_path / "job" / "reports"
-    for model in REPORT_MODELS:
+    for model in report_models():
         table = pq.read_table(reports / f"{model}.parquet")
         with duckdb.connect(str(tmp_path / "job" / "warehouse.duckdb"), read_only=True) as con:
             assert table.num_rows == con.execute(f"select count(*) from {model}").fetchone()[0]

@@ -30,7 +30,7 @@ from pipeline.report.html import write_html_report
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
 from pipeline.warehouse.export import export_parquet
-from pipeline.warehouse.models import REPORT_MODELS
+from pipeline.warehouse.models import report_models
 from pipeline.warehouse.store import open_warehouse
 from tests.reliability.conftest import trials
 from tests.reliability.helpers import Snapshot, half_loaded_runs, integrity_problems
@@ -153,7 +153,7 @@ def next_collection_problems(data_dir: Path, w: World) -> list[str]:
     if leftovers:
         problems.append(f"temp files left: {leftovers}")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        for model in REPORT_MODELS:
+        for model in report_models():
             rows = pq.read_table(data_dir / "reports" / f"{model}.parquet").num_rows
             if rows != con.execute(f"select count(*) from {model}").fetchall()[0][0]:
                 problems.append(f"{model}.parquet differs from its model")

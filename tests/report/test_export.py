@@ -9,14 +9,14 @@ import pytest
 
 from pipeline.warehouse import export
 from pipeline.warehouse.export import export_parquet
-from pipeline.warehouse.models import REPORT_MODELS
+from pipeline.warehouse.models import report_models
 from tests.models.builders import mixed_warehouse
 
 
 def test_exports_every_report_model(tmp_path: Path) -> None:
     con = mixed_warehouse().build()
     paths = export_parquet(con, tmp_path / "reports")
-    assert set(paths) == set(REPORT_MODELS)
+    assert set(paths) == set(report_models())
     for model, path in paths.items():
         assert path == tmp_path / "reports" / f"{model}.parquet"
         table = pq.read_table(path)
@@ -24,7 +24,7 @@ def test_exports_every_report_model(tmp_path: Path) -> None:
         assert expected is not None
         assert table.num_rows == expected[0]
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == sorted(
-        f"{m}.parquet" for m in REPORT_MODELS
+        f"{m}.parquet" for m in report_models()
     )
     daily = pq.read_table(paths["failure_daily"])
     assert str(daily.schema.field("day").type) == "date32[day]"

@@ -50,8 +50,10 @@ final as (
             as run_failure_rate,
         coalesce(task_totals.completed_tasks, 0) as completed_tasks,
         coalesce(task_totals.failed_tasks, 0) as failed_tasks,
-        cast(coalesce(task_totals.failed_tasks, 0) as double)
-            / nullif(task_totals.completed_tasks, 0) as task_failure_rate,
+        (
+            cast(coalesce(task_totals.failed_tasks, 0) as double)
+            / nullif(task_totals.completed_tasks, 0)
+        ) as task_failure_rate,
         latest_runs.last_run_start,
         latest_runs.last_run_result
     from run_totals

@@ -7,4 +7,4 @@ with by_dimension as (
 
 select * exclude (dimension) rename (value as phase)
 from by_dimension
-order by failed_tasks desc, error_occurrences desc, phase
+order by failed_tasks desc, error_occurrences desc, phase asc

@@ -38,8 +38,10 @@ final as (
             as run_failure_rate,
         coalesce(task_totals.completed_tasks, 0) as completed_tasks,
         coalesce(task_totals.failed_tasks, 0) as failed_tasks,
-        cast(coalesce(task_totals.failed_tasks, 0) as double)
-            / nullif(task_totals.completed_tasks, 0) as task_failure_rate
+        (
+            cast(coalesce(task_totals.failed_tasks, 0) as double)
+            / nullif(task_totals.completed_tasks, 0)
+        ) as task_failure_rate
     from run_totals
     left join task_totals on run_totals.day = task_totals.day
 )

@@ -1,4 +1,4 @@
--- grain: one row per dimension (error_code, phase, system) and value that has a failed task or an error occurrence
+-- grain: one row per dimension (error_code, phase, system) and value with a failed task or error
 -- depends_on: stg_tasks
 -- materialized: table (read by several models; computed once per build)
 -- The three failure_rate_by_<dimension> models share this one shape; each selects its dimension.
@@ -15,9 +15,8 @@ totals as (
 ),
 
 task_dimensions as (
-    unpivot completed_tasks
-    on error_code, phase, system
-    into name dimension value value
+    select * from completed_tasks
+    unpivot (value for dimension in (error_code, phase, system))
 ),
 
 by_value as (
@@ -26,8 +25,7 @@ by_value as (
         value,
         count(*) filter (where is_failed) as failed_tasks,
         count(*) filter (where has_error_row) as error_occurrences,
-        count(distinct {'connection_id': connection_id, 'run_id': run_id})
-            filter (where is_failed) as runs_affected,
+        count(distinct row(connection_id, run_id)) filter (where is_failed) as runs_affected,
         count(distinct connection_id) filter (where is_failed) as connections_affected,
         min(run_start_time) filter (where is_failed) as first_seen,
         max(run_start_time) filter (where is_failed) as last_seen

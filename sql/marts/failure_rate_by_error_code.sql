@@ -7,4 +7,4 @@ with by_dimension as (
 
 select * exclude (dimension) rename (value as error_code)
 from by_dimension
-order by failed_tasks desc, error_occurrences desc, error_code
+order by failed_tasks desc, error_occurrences desc, error_code asc
