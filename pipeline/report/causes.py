@@ -15,9 +15,9 @@ TOP_N = 10
 UNSPECIFIED = "(unspecified)"
 
 FIXABILITY = {
-    "user_fixable": "the user can fix it",
-    "not_user_fixable": "the user cannot fix it",
-    UNSPECIFIED: "unknown (no flag, no catalogue entry)",
+    "user_fixable": "user can fix",
+    "not_user_fixable": "user cannot fix",
+    UNSPECIFIED: UNSPECIFIED,
 }
 
 
@@ -108,7 +108,7 @@ def dimension_section(con: duckdb.DuckDBPyConnection, key: str, header: str) -> 
 
 
 def _kb(row: Row) -> str:
-    return link(row.get("kb_article_link"), "knowledge-base article")
+    return link(row.get("kb_article_link"), "KB article")
 
 
 def _yes_no(item: object) -> str:

@@ -33,15 +33,19 @@ def _as_float(value: object) -> float | None:
 def format_rate(rate: object, low: object = None, high: object = None) -> str:
     """A rate with its 95% interval, e.g. "18% (8–34%)"; "–" when there is no rate.
 
-    Rates under 10% get one decimal so small ones do not all read "0%". An older warehouse
-    without the interval columns gives just the rate.
+    The precision follows the certainty: one decimal when the interval is narrower than 10
+    points, whole percents when it is wider (a decimal there would be false precision). An
+    older warehouse without the interval columns gives just the rate.
     """
     value = _as_float(rate)
     if value is None:
         return MISSING
-    digits = 1 if 0 < value < 0.1 else 0
-    shown = f"{value * 100:.{digits}f}%"
     low_value, high_value = _as_float(low), _as_float(high)
+    if low_value is None or high_value is None:
+        digits = 1 if 0 < value < 0.1 else 0
+    else:
+        digits = 1 if high_value - low_value < 0.1 else 0
+    shown = f"{value * 100:.{digits}f}%"
     if low_value is None or high_value is None:
         return shown
     return f"{shown} ({low_value * 100:.{digits}f}–{high_value * 100:.{digits}f}%)"
@@ -117,4 +121,4 @@ def link(url: object, text: str) -> str:
     target = safe_link(url)
     if target is None:
         return esc(url) if isinstance(url, str) and url.strip() else MISSING
-    return f'<a href="{esc(target)}" rel="noopener noreferrer" target="_blank">{esc(text)}</a>'
+    return f'<a href="{esc(target)}" rel="noopener noreferrer" target="_blank" class="kb">{esc(text)}</a>'

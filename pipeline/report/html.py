@@ -131,7 +131,8 @@ nav{font-size:13px;margin:0 0 12px}nav a{margin-right:10px;white-space:nowrap}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px}
 .figure{background:#f6f7f9;border:1px solid #e5e7eb;border-radius:6px;padding:10px 12px}
 .figure .label{font-size:12px;color:#555;text-transform:uppercase;letter-spacing:.03em}
-.figure .value{font-size:22px;font-weight:600;margin-top:2px}.figure.wide{grid-column:span 2}
+.figure .value{font-size:22px;font-weight:600;margin-top:2px}.figure.wide{grid-column:span 2}.figure.wide .value{font-size:18px}
+a.kb{white-space:nowrap}
 .verdict{padding:8px 12px;border-radius:6px;background:#ecfdf5;border:1px solid #a7f3d0}
 .verdict.worse{background:#fef2f2;border-color:#fecaca}
 .note{font-size:12px;color:#666}.empty{color:#666;font-style:italic}.muted{color:#666;font-weight:400}
@@ -140,10 +141,10 @@ table{border-collapse:collapse;width:100%;font-size:13px;margin-top:8px}
 th,td{border-bottom:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}
 thead th{background:#f6f7f9;font-weight:600}tbody tr:nth-child(even){background:#fafafa}
 .num,.rate{text-align:right;font-variant-numeric:tabular-nums}.rate{white-space:nowrap}
-.when{white-space:nowrap;font-variant-numeric:tabular-nums}.text{overflow-wrap:anywhere}
+.when{white-space:nowrap;font-variant-numeric:tabular-nums}.text{overflow-wrap:break-word}
 td.wide{min-width:16em}td.id{white-space:nowrap;font-size:12px}
 tr.small td{color:#9ca3af}tr.group th{background:#eef2ff;font-weight:600;text-align:left}
-td.spike{color:#dc2626;font-weight:600}tr.small td.spike{color:#dc2626}
+td.trend{white-space:nowrap}td.spike{color:#dc2626;font-weight:600}tr.small td.spike{color:#dc2626}
 .chart{margin:8px 0;overflow-x:auto}.chart svg{min-width:560px}
 details{margin-top:8px}summary{cursor:pointer;font-size:13px}
 code{font-size:12px;background:#f3f4f6;padding:0 3px;border-radius:3px}
@@ -163,7 +164,7 @@ NAV = (
 def _nav(sections: list[str]) -> str:
     page = "".join(sections)
     links = [f'<a href="#{key}">{esc(name)}</a>' for key, name in NAV if f'id="{key}"' in page]
-    return f"<nav>{''.join(links)}</nav>" if links else ""
+    return f"<nav>{' '.join(links)}</nav>" if links else ""
 
 
 def render_html(

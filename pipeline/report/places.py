@@ -85,6 +85,11 @@ def _imodel_heading(row: Row) -> str:
     return f"iModel {esc(imodel)}{where}"
 
 
+def _connection_hover(row: Row) -> str:
+    name = row.get("display_name")
+    return f"{name} (connection id {row['connection_id']})" if name else str(row["connection_id"])
+
+
 def connections_section(con: duckdb.DuckDBPyConnection) -> str:
     rows = read_model(con, "failure_rate_by_connection")
     if rows is None:
@@ -107,8 +112,8 @@ def connections_section(con: duckdb.DuckDBPyConnection) -> str:
             "connection",
             lambda r: labels[str(r["connection_id"])],
             css="text",
-            limit=48,
-            hover=lambda r: f"connection id {r['connection_id']}",
+            limit=60,
+            hover=_connection_hover,
         ),
         *_rates(),
         counted("partial runs", "partial_runs"),

@@ -38,6 +38,8 @@ class Band:
     color: str
     low: Sequence[float | None]
     high: Sequence[float | None]
+    faint: Sequence[bool] | None = None
+    """Days drawn as a thin grey whisker instead of joining the band (a small sample)."""
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,17 @@ def _axes(
 
 
 def _band(f: Frame, days: Sequence[date], band: Band) -> list[str]:
+    faint = band.faint or [False] * len(days)
     points = [
-        None if lo is None or hi is None else (f.x(d), f.y(lo), f.y(hi))
-        for d, lo, hi in zip(days, band.low, band.high, strict=True)
+        None if lo is None or hi is None or thin else (f.x(d), f.y(lo), f.y(hi))
+        for d, lo, hi, thin in zip(days, band.low, band.high, faint, strict=True)
     ]
-    shapes = []
+    shapes = [
+        f'<line x1="{f.x(d):.1f}" y1="{f.y(lo):.1f}" x2="{f.x(d):.1f}" y2="{f.y(hi):.1f}" '
+        f'stroke="{FAINT}" stroke-width="1.5"/>'
+        for d, lo, hi, thin in zip(days, band.low, band.high, faint, strict=True)
+        if thin and lo is not None and hi is not None
+    ]
     for run in _runs(points):
         if len(run) == 1:  # a lone day: a short vertical bar
             x, y_low, y_high = run[0]
@@ -129,12 +137,15 @@ def _band(f: Frame, days: Sequence[date], band: Band) -> list[str]:
 
 def _series(f: Frame, days: Sequence[date], s: Series) -> list[str]:
     points = [None if v is None else (f.x(d), f.y(v)) for d, v in zip(days, s.values, strict=True)]
+    faint = s.faint or [False] * len(days)
+    # The line joins only the days worth reading; a small-sample day stands alone, grey.
+    joined = [None if thin else point for point, thin in zip(points, faint, strict=True)]
     dash = ' stroke-dasharray="6 4"' if s.dashed else ""
     marks = [
         f'<polyline fill="none" stroke="{s.color}" stroke-width="2"{dash} points="'
         + " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
         + '"/>'
-        for run in _runs(points)
+        for run in _runs(joined)
         if len(run) > 1
     ]
     if not s.markers:
@@ -144,7 +155,7 @@ def _series(f: Frame, days: Sequence[date], s: Series) -> list[str]:
             continue
         weight = s.weights[i] if s.weights else 1.0
         radius = 5.0 if len(days) == 1 else 1.5 + 3.0 * max(0.0, min(weight, 1.0)) ** 0.5
-        color = FAINT if s.faint and s.faint[i] else s.color
+        color = FAINT if faint[i] else s.color
         # Off the top: an open marker pinned to the top edge; the hover gives the value.
         fill = "#fff" if raw > f.y_top else color
         marks.append(

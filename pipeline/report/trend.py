@@ -115,6 +115,7 @@ def _daily_chart(rows: Sequence[Row]) -> str:
         TASKS,
         [r.get("task_failure_rate_low") for r in rows],
         [r.get("task_failure_rate_high") for r in rows],
+        faint=[is_small(r) for r in rows],
     )
     spikes = [(r["day"], _daily_hover(r)) for r in rows if r.get("is_spike") is True]
     return day_chart(

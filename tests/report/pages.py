@@ -1,0 +1,103 @@
+"""Reading the rendered report back as a person sees it: sections, table rows, cell text."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+
+
+@dataclass
+class TableRow:
+    css: str
+    cells: list[str] = field(default_factory=list)
+    cell_css: list[str] = field(default_factory=list)
+    titles: list[str | None] = field(default_factory=list)
+
+
+class _Rows(HTMLParser):
+    """Every <tr> of a fragment with its cells' text (entities decoded), classes and titles."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[TableRow] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "tr":
+            self.rows.append(TableRow(found.get("class") or ""))
+        elif tag in ("td", "th") and self.rows:
+            row = self.rows[-1]
+            row.cells.append("")
+            row.cell_css.append(found.get("class") or "")
+            row.titles.append(found.get("title"))
+            self._in_cell = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th"):
+            self._in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_cell and self.rows:
+            self.rows[-1].cells[-1] += data
+
+
+def section(page: str, heading: str) -> str:
+    """The markup of the <section> whose <h2> is `heading` (fails when there is none)."""
+    start = page.index(f"<h2>{heading}</h2>")
+    return page[start : page.index("</section>", start)]
+
+
+def has_section(page: str, heading: str) -> bool:
+    return f"<h2>{heading}</h2>" in page
+
+
+def rows(fragment: str) -> list[TableRow]:
+    parser = _Rows()
+    parser.feed(fragment)
+    return [r for r in parser.rows if r.cell_css and "group" not in r.css and r.cells]
+
+
+def column(fragment: str, header: str) -> list[str]:
+    """The cells under `header` in the first table of the fragment, data rows only."""
+    table = fragment[fragment.index("<table") : fragment.index("</table>")]
+    head = table[: table.index("</thead>")]
+    headers = [cell for r in rows(head) for cell in r.cells]
+    index = headers.index(header)
+    body = table[table.index("<tbody>") :]
+    return [r.cells[index] for r in rows(body)]
+
+
+def data_rows(fragment: str) -> list[TableRow]:
+    """The rows of every table body in the fragment, group headings left out."""
+    out: list[TableRow] = []
+    for body in re.findall(r"<tbody>.*?</tbody>", fragment, re.DOTALL):
+        out += rows(body)
+    return out
+
+
+def assert_self_contained(page: str, allowed_links: frozenset[str] = frozenset()) -> None:
+    """No script, stylesheet, font, image or frame from anywhere; the only absolute URLs are
+    the SVG namespace and `allowed_links` used as <a href> (knowledge-base articles)."""
+    lower = page.lower()
+    for banned in (
+        "<script",
+        "<link",
+        "<img",
+        "<iframe",
+        "<object",
+        "<embed",
+        "@import",
+        "@font-face",
+    ):
+        assert banned not in lower, banned
+    assert not re.search(r"url\(", page)
+    assert not re.search(r"\bsrc\s*=", page, re.IGNORECASE)
+    hrefs = re.findall(r"""href\s*=\s*["']([^"']*)["']""", page, re.IGNORECASE)
+    outside = {h for h in hrefs if not h.startswith("#")}
+    assert outside <= {h.replace("&", "&amp;") for h in allowed_links}, outside
+    absolute = set(re.findall(r"https?://[^\s\"'<>]+", page))
+    assert absolute <= {SVG_NAMESPACE} | {h.replace("&", "&amp;") for h in allowed_links}, absolute
