@@ -35,10 +35,10 @@ def who_can_fix(rows: list[dict[str, Any]]) -> str:
     the user-fixable failure rate with its interval."""
     order = list(FIXABILITY)
     rows = sorted(
-        rows, key=lambda r: order.index(r["fixability"]) if r["fixability"] in order else 9
+        rows, key=lambda r: order.index(r.get("fixability")) if r.get("fixability") in order else 9
     )
     parts = [
-        f"{FIXABILITY.get(r['fixability'], r['fixability'])} {r['failed_tasks']} "
+        f"{FIXABILITY.get(str(r.get('fixability')), str(r.get('fixability')))} {r['failed_tasks']} "
         f"({share(r.get('share_of_failures'))})"
         for r in rows
         if r.get("failed_tasks")
@@ -46,7 +46,7 @@ def who_can_fix(rows: list[dict[str, Any]]) -> str:
     if not parts:
         return ""
     line = "who can fix it (failed tasks): " + ", ".join(parts)
-    fixable = next((r for r in rows if r["fixability"] == "user_fixable"), None)
+    fixable = next((r for r in rows if r.get("fixability") == "user_fixable"), None)
     if fixable is not None:
         rate = format_rate(
             fixable.get("failure_rate"),

@@ -347,12 +347,16 @@ DURATION_ROWS = [
 ]
 
 
-def report_warehouse(*, leave_out: tuple[str, ...] = ()) -> duckdb.DuckDBPyConnection:
-    """The tests' data set in an in-memory warehouse; `leave_out` models are not created."""
-    con = duckdb.connect()
+def report_warehouse(
+    *, leave_out: tuple[str, ...] = (), database: str = ":memory:"
+) -> duckdb.DuckDBPyConnection:
+    """The tests' data set in a warehouse (in memory unless `database` names a file);
+    `leave_out` models (and "connections") are not created."""
+    con = duckdb.connect(database)
     con.execute("set TimeZone = 'Asia/Tokyo'")  # the page must show UTC whatever the session says
     create_all_tables(con)
-    create_table(con, "connections", CONNECTIONS_COLUMNS)
+    if "connections" not in leave_out:
+        create_table(con, "connections", CONNECTIONS_COLUMNS)
     data: dict[str, list[Row]] = {
         "failure_rate_by_error_code": [
             _dimension_row("error_code", "ConnectorTimeout", 12),
@@ -381,6 +385,8 @@ def report_warehouse(*, leave_out: tuple[str, ...] = ()) -> duckdb.DuckDBPyConne
         if model not in leave_out:
             create_mart(con, model)
             insert_rows(con, model, rows)
+    if "connections" in leave_out:
+        return con
     insert_rows(
         con,
         "connections",

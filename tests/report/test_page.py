@@ -124,7 +124,8 @@ def test_what_changed_lists_new_and_rising_first(page: str) -> None:
 def test_spike_days_are_marked(page: str) -> None:
     part = section(page, "Daily failure rate")
     assert (
-        "Spike days: 2026-11-08: 50% (37–63%) of 50 completed tasks, baseline 10.0% (6.6–14.9%)." in part
+        "Spike days: 2026-11-08: 50% (37–63%) of 50 completed tasks, baseline 10.0% (6.6–14.9%)."
+        in part
     )
     days = column(part, "day (UTC)")
     spikes = column(part, "spike")
@@ -171,6 +172,8 @@ def test_who_can_fix_it_lists_fixable_causes_with_their_links(page: str) -> None
     # a link that is not http(s) is shown as text, never as a link
     assert column(fixable, "knowledge base")[1] == "javascript:alert(1)"
     assert 'href="javascript' not in page
+    outside = {h.replace("&amp;", "&") for h in re.findall(r'<a href="([^"#][^"]*)"', page)}
+    assert outside == KB_LINKS  # the catalogue's http(s) links, and nothing else leaves the page
     every = part[part.index("<h3>Top causes by") :]
     assert column(every, "description key") == [
         "ServiceCrash",
