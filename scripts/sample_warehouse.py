@@ -127,7 +127,7 @@ CONNECTIONS = [  # id, display name, iModel, iTwin, runs per day
     ("a1b2c3d4-0000-4aaa-8bbb-ccccdddd0003", "Campus MEP", "im-campus", "tw-plant", 2),
     ("e9f8a7b6-1111-4222-8333-444455556666", None, None, None, 1),
 ]
-SPIKE_DAY = END - timedelta(days=9)
+SPIKE_DAY = END - timedelta(days=3)
 
 
 @dataclass
@@ -143,7 +143,7 @@ class Task:
 def _code_weights(day: date) -> dict[str, float]:
     age = (END - day).days
     weights = {code: float(w) for code, w in BACKGROUND.items()}
-    weights[RISING] = 0.6 if age > 6 else 4.0
+    weights[RISING] = 1.0 if age > 6 else 6.0
     weights[FALLING] = 2.0 if age > 6 else 0.1
     if age <= 4:
         weights[NEW] = 2.5
@@ -169,7 +169,7 @@ def simulate(days: int, rng: random.Random) -> tuple[list[Row], list[Task]]:
                     seconds=rng.uniform(0, 86000)
                 )
                 run_id = f"run-{day:%m%d}-{cid[:4]}-{n}"
-                p = 0.9 if offset == 0 else 0.08 * (4 if day == SPIKE_DAY else 1)
+                p = 1.0 if offset == 0 else 0.08 * (4 if day == SPIKE_DAY else 1)
                 weights = _code_weights(day)
                 outcomes = [rng.random() < p for _ in range(rng.randint(3, 9) if offset else 1)]
                 for failed in outcomes:

@@ -19,7 +19,8 @@ from pipeline.report.causes import dimension_section, fixability_section
 from pipeline.report.data import Row, rows_of
 from pipeline.report.format import count, esc, percent
 from pipeline.report.places import connections_section, imodel_section, itwin_section
-from pipeline.report.trend import daily_section, duration_section, verdict, what_changed_section
+from pipeline.report.durations import duration_section
+from pipeline.report.trend import daily_section, verdict, what_changed_section
 from pipeline.warehouse.export import atomic_write_bytes
 
 DEFAULT_TITLE = "iTwin export runs: why exports fail"
@@ -146,6 +147,13 @@ td.wide{min-width:16em}td.id{white-space:nowrap;font-size:12px}
 tr.small td{color:#9ca3af}tr.group th{background:#eef2ff;font-weight:600;text-align:left}
 td.trend{white-space:nowrap}td.spike{color:#dc2626;font-weight:600}tr.small td.spike{color:#dc2626}
 .chart{margin:8px 0;overflow-x:auto}.chart svg{min-width:560px}
+/* rtl: a chart wider than a phone opens scrolled to its newest days */
+.chart.days{direction:rtl}.chart.days svg{direction:ltr}
+th.span{text-align:center;border-bottom:2px solid #d1d5db}
+@media (max-width:700px){body{padding:0 10px}
+.scroll td:first-child,.scroll thead th:first-child{position:sticky;left:0;background:#fff;z-index:1}
+.scroll tbody tr:nth-child(even) td:first-child{background:#fafafa}
+.scroll thead th:first-child{background:#f6f7f9}}
 details{margin-top:8px}summary{cursor:pointer;font-size:13px}
 code{font-size:12px;background:#f3f4f6;padding:0 3px;border-radius:3px}
 """

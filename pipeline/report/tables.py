@@ -79,15 +79,25 @@ def table(
     *,
     small: Callable[[Row], bool] = lambda row: False,
     group: Callable[[Row], str | None] | None = None,
+    spans: Sequence[tuple[str, int]] = (),
 ) -> str:
     """A table that scrolls sideways inside its section on a narrow screen.
 
     `small` greys a row; `group` returns a heading (escaped markup) that opens a new group of
-    rows whenever it changes.
+    rows whenever it changes; `spans` (text, columns) is a header row above the column
+    headers, so those can stay short.
     """
     if not rows:
         return f'<p class="empty">{esc(empty)}</p>'
     head = "".join(f'<th class="{c.css}">{esc(c.header)}</th>' for c in columns)
+    if spans:
+        above = "".join(
+            f'<th class="span" colspan="{n}">{esc(text)}</th>'
+            if text
+            else f'<th colspan="{n}"></th>'
+            for text, n in spans
+        )
+        head = f"{above}</tr><tr>{head}"
     body: list[str] = []
     current: str | None = None
     for row in rows:

@@ -36,11 +36,12 @@ TREND_COLUMNS = [
         lambda r: TREND_TEXT.get(str(r.get("trend")), str(r.get("trend"))),
         css="text trend",
     ),
-    counted("failed tasks, last 7 days", "recent_failed_tasks"),
-    rated("failure rate, last 7 days", "recent_failure_rate"),
-    counted("failed tasks, 28 days before", "prior_failed_tasks"),
-    rated("failure rate, 28 days before", "prior_failure_rate"),
+    counted("failed tasks", "recent_failed_tasks"),
+    rated("failure rate", "recent_failure_rate"),
+    counted("failed tasks", "prior_failed_tasks"),
+    rated("failure rate", "prior_failure_rate"),
 ]
+TREND_SPANS = (("", 2), ("last 7 days", 2), ("the 28 days before", 2))
 
 
 def _window_note(as_of: object) -> str:
@@ -64,11 +65,16 @@ def what_changed_section(con: duckdb.DuckDBPyConnection) -> str:
         return ""
     moving = [r for r in rows if r.get("trend") != "steady"]
     steady = [r for r in rows if r.get("trend") == "steady"]
-    body = table(moving, TREND_COLUMNS, "No error code is new, rising or falling this week.")
+    body = table(
+        moving,
+        TREND_COLUMNS,
+        "No error code is new, rising or falling this week.",
+        spans=TREND_SPANS,
+    )
     if steady:
         body += (
             f"<details><summary>{len(steady)} error code{'s' if len(steady) != 1 else ''} "
-            f"steady</summary>{table(steady, TREND_COLUMNS, '')}</details>"
+            f"steady</summary>{table(steady, TREND_COLUMNS, '', spans=TREND_SPANS)}</details>"
         )
     note = esc(_window_note(rows[0].get("as_of_day") if rows else None)) + (
         "From <code>failure_trend_by_error_code</code>."
@@ -84,11 +90,16 @@ def _daily_hover(r: Row) -> str:
     return text + (" (spike)" if r.get("is_spike") is True else "")
 
 
+def _small_baseline(row: Row) -> bool:
+    return is_small(row, "baseline_completed_tasks")
+
+
 def _y_top(rows: Sequence[Row]) -> float:
     # Scale to the days worth reading; a tiny day's 100% is pinned to the top instead.
     solid = [r for r in rows if not is_small(r)] or list(rows)
-    keys = ("task_failure_rate", "task_failure_rate_high", "baseline_task_failure_rate")
-    return max((number(r, k) for r in solid for k in keys), default=0.0) or 0.1
+    tops = [number(r, k) for r in solid for k in ("task_failure_rate", "task_failure_rate_high")]
+    tops += [number(r, "baseline_task_failure_rate") for r in rows if not _small_baseline(r)]
+    return max(tops, default=0.0) or 0.1
 
 
 def _daily_chart(rows: Sequence[Row]) -> str:
@@ -109,6 +120,7 @@ def _daily_chart(rows: Sequence[Row]) -> str:
         [""] * len(rows),
         dashed=True,
         markers=False,
+        faint=[_small_baseline(r) for r in rows],  # a baseline of a few tasks is not drawn
     )
     band = Band(
         "95% interval",
@@ -172,66 +184,11 @@ def daily_section(con: duckdb.DuckDBPyConnection) -> str:
         "of the 28 days before it. " + esc(SMALL_NOTE)
     )
     body = (
-        f'<div class="chart">{_daily_chart(rows)}</div>{spike_list}'
+        f'<div class="chart days">{_daily_chart(rows)}</div>{spike_list}'
         f"<h3>The last {min(TABLE_DAYS, len(rows))} days</h3>"
         + table(last, DAILY_COLUMNS, "", small=is_small)
     )
     return section("Daily failure rate", body, note, anchor="daily")
-
-
-DURATION_SERIES = (
-    ("p50", "p50_duration_s", "#2563eb"),
-    ("p90", "p90_duration_s", "#c2410c"),
-    ("p95", "p95_duration_s", "#7c3aed"),
-    ("max", "max_duration_s", "#9ca3af"),
-)
-
-
-def _minutes(seconds: float) -> str:
-    return (
-        f"{seconds / 60:.0f} min" if seconds >= 600 or seconds == 0 else f"{seconds / 60:.1f} min"
-    )
-
-
-def duration_section(con: duckdb.DuckDBPyConnection) -> str:
-    rows = read_model(con, "run_duration_daily", sort=lambda r: r["day"])
-    if rows is None:
-        return ""
-    if not rows:
-        return section(
-            "Run durations by day", '<p class="empty">No completed runs with a duration yet.</p>'
-        )
-    series = [
-        Series(
-            name,
-            color,
-            [r.get(key) for r in rows],
-            [f"{r['day']:%Y-%m-%d} {name}: {duration(r.get(key))}" for r in rows],
-            dashed=name == "max",
-        )
-        for name, key, color in DURATION_SERIES
-    ]
-    # The p95 sets the scale; a single very long run would otherwise squash the others.
-    top = max((number(r, "p95_duration_s") for r in rows), default=0.0) or max(
-        (number(r, "max_duration_s") for r in rows), default=60.0
-    )
-    chart = day_chart(
-        [r["day"] for r in rows],
-        series,
-        title="Run duration by day",
-        y_label="duration",
-        y_format=_minutes,
-        y_top=top,
-    )
-    columns = [DAILY_COLUMNS[0], counted("completed runs", "completed_runs")] + [
-        Column(name, value(key, duration)) for name, key, _ in DURATION_SERIES
-    ]
-    note = "From <code>run_duration_daily</code>: completed runs by the UTC day they started; percentiles interpolated. Maxima above the chart are pinned to its top (hover for the value)."
-    body = (
-        f'<div class="chart">{chart}</div><h3>The last {min(TABLE_DAYS, len(rows))} days</h3>'
-        + table(list(reversed(rows[-TABLE_DAYS:])), columns, "")
-    )
-    return section("Run durations by day", body, note, anchor="durations")
 
 
 def verdict(con: duckdb.DuckDBPyConnection) -> str:
@@ -257,6 +214,3 @@ def verdict(con: duckdb.DuckDBPyConnection) -> str:
     css = "verdict worse" if worse else "verdict"
     lead = "Getting worse? Yes: " if worse else "Getting worse? Nothing stands out: "
     return f'<p class="{css}">{esc(lead + ", ".join(parts) + ".")} <a href="#changed">What changed</a> · <a href="#daily">Daily rate</a></p>'
-
-
-__all__ = ["MISSING", "daily_section", "duration_section", "verdict", "what_changed_section"]

@@ -61,12 +61,12 @@ def rows(fragment: str) -> list[TableRow]:
     return [r for r in parser.rows if r.cell_css and "group" not in r.css and r.cells]
 
 
-def column(fragment: str, header: str) -> list[str]:
-    """The cells under `header` in the first table of the fragment, data rows only."""
+def column(fragment: str, header: str, occurrence: int = 0) -> list[str]:
+    """The cells under `header` (its n-th occurrence) in the first table of the fragment."""
     table = fragment[fragment.index("<table") : fragment.index("</table>")]
     head = table[: table.index("</thead>")]
-    headers = [cell for r in rows(head) for cell in r.cells]
-    index = headers.index(header)
+    headers = rows(head)[-1].cells  # the column headers, below any spanning header row
+    index = [i for i, text in enumerate(headers) if text == header][occurrence]
     body = table[table.index("<tbody>") :]
     return [r.cells[index] for r in rows(body)]
 

@@ -109,12 +109,14 @@ def test_what_changed_lists_new_and_rising_first(page: str) -> None:
     moving = part[: part.index("<details>")]
     assert column(moving, "error code") == ["NewCode", "RisingCode", "FallingCode"]
     assert column(moving, "trend") == ["NEW", "rising ↑", "falling ↓"]
-    assert column(moving, "failure rate, last 7 days") == [
+    assert '<th class="span" colspan="2">last 7 days</th>' in moving
+    assert '<th class="span" colspan="2">the 28 days before</th>' in moving
+    assert column(moving, "failure rate") == [
         "1.3% (0.5–3.4%)",  # 4 of 300
         "10.0% (7.1–13.9%)",  # 30 of 300: a narrow interval earns a decimal
         "0.3% (0.1–1.9%)",  # 1 of 300
     ]
-    assert column(moving, "failure rate, 28 days before")[0] == "0.0% (0.0–0.3%)"  # 0 of 1200
+    assert column(moving, "failure rate", 1)[0] == "0.0% (0.0–0.3%)"  # 0 of 1200
     steady = part[part.index("<details>") :]
     assert "1 error code steady" in steady
     assert column(steady, "error code") == ["SteadyCode"]
