@@ -33,10 +33,8 @@ class FailedConnection:
 def who_can_fix(rows: list[dict[str, Any]]) -> str:
     """One line from failure_rate_by_fixability: failed tasks and share per fixability, and
     the user-fixable failure rate with its interval."""
-    order = list(FIXABILITY)
-    rows = sorted(
-        rows, key=lambda r: order.index(r.get("fixability")) if r.get("fixability") in order else 9
-    )
+    order = {key: i for i, key in enumerate(FIXABILITY)}
+    rows = sorted(rows, key=lambda r: order.get(str(r.get("fixability")), len(order)))
     parts = [
         f"{FIXABILITY.get(str(r.get('fixability')), str(r.get('fixability')))} {r['failed_tasks']} "
         f"({share(r.get('share_of_failures'))})"

@@ -23,9 +23,10 @@ def rows_of(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] =
 
 def has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     found = con.execute(
-        "select count(*) from duckdb_tables() where table_name = ? and schema_name = current_schema() "
-        "union all select count(*) from duckdb_views() where view_name = ? "
-        "and schema_name = current_schema()",
+        "select count(*) from duckdb_tables() "
+        "where table_name = ? and schema_name = current_schema() "
+        "union all select count(*) from duckdb_views() "
+        "where view_name = ? and schema_name = current_schema()",
         [name, name],
     ).fetchall()
     return any(n for (n,) in found)

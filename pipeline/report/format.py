@@ -121,4 +121,7 @@ def link(url: object, text: str) -> str:
     target = safe_link(url)
     if target is None:
         return esc(url) if isinstance(url, str) and url.strip() else MISSING
-    return f'<a href="{esc(target)}" rel="noopener noreferrer" target="_blank" class="kb">{esc(text)}</a>'
+    return (
+        f'<a href="{esc(target)}" rel="noopener noreferrer" target="_blank" class="kb">'
+        f"{esc(text)}</a>"
+    )

@@ -17,9 +17,9 @@ import duckdb
 
 from pipeline.report.causes import dimension_section, fixability_section
 from pipeline.report.data import Row, rows_of
+from pipeline.report.durations import duration_section
 from pipeline.report.format import count, esc, percent
 from pipeline.report.places import connections_section, imodel_section, itwin_section
-from pipeline.report.durations import duration_section
 from pipeline.report.trend import daily_section, verdict, what_changed_section
 from pipeline.warehouse.export import atomic_write_bytes
 
@@ -127,12 +127,14 @@ CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1f2937;
 margin:24px auto;max-width:1200px;padding:0 16px;line-height:1.4}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid #ddd;
-padding-bottom:4px}h3{font-size:15px;margin:18px 0 4px}.meta{color:#666;font-size:13px;margin:0 0 12px}
+padding-bottom:4px}h3{font-size:15px;margin:18px 0 4px}
+.meta{color:#666;font-size:13px;margin:0 0 12px}
 nav{font-size:13px;margin:0 0 12px}nav a{margin-right:10px;white-space:nowrap}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px}
 .figure{background:#f6f7f9;border:1px solid #e5e7eb;border-radius:6px;padding:10px 12px}
 .figure .label{font-size:12px;color:#555;text-transform:uppercase;letter-spacing:.03em}
-.figure .value{font-size:22px;font-weight:600;margin-top:2px}.figure.wide{grid-column:span 2}.figure.wide .value{font-size:18px}
+.figure .value{font-size:22px;font-weight:600;margin-top:2px}
+.figure.wide{grid-column:span 2}.figure.wide .value{font-size:18px}
 a.kb{white-space:nowrap}
 .verdict{padding:8px 12px;border-radius:6px;background:#ecfdf5;border:1px solid #a7f3d0}
 .verdict.worse{background:#fef2f2;border-color:#fecaca}
@@ -151,7 +153,8 @@ td.trend{white-space:nowrap}td.spike{color:#dc2626;font-weight:600}tr.small td.s
 .chart.days{direction:rtl}.chart.days svg{direction:ltr}
 th.span{text-align:center;border-bottom:2px solid #d1d5db}
 @media (max-width:700px){body{padding:0 10px}
-.scroll td:first-child,.scroll thead th:first-child{position:sticky;left:0;background:#fff;z-index:1}
+.scroll td:first-child,.scroll thead th:first-child{position:sticky;left:0;z-index:1;
+background:#fff}
 .scroll tbody tr:nth-child(even) td:first-child{background:#fafafa}
 .scroll thead th:first-child{background:#f6f7f9}}
 details{margin-top:8px}summary{cursor:pointer;font-size:13px}

@@ -188,14 +188,16 @@ def _legend(
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         items.append(
             (
-                f'<line x1="0" y1="-4" x2="22" y2="-4" stroke="{s.color}" stroke-width="2.5"{dash}/>',
+                f'<line x1="0" y1="-4" x2="22" y2="-4" stroke="{s.color}" '
+                f'stroke-width="2.5"{dash}/>',
                 s.name,
             )
         )
     for b in bands:
         items.append(
             (
-                f'<rect x="0" y="-10" width="22" height="12" fill="{b.color}" fill-opacity="0.25"/>',
+                f'<rect x="0" y="-10" width="22" height="12" fill="{b.color}" '
+                'fill-opacity="0.25"/>',
                 b.name,
             )
         )

@@ -9,8 +9,17 @@ import duckdb
 
 from pipeline.report.causes import section
 from pipeline.report.data import Row, number, read_model
-from pipeline.report.format import MISSING, count, duration, esc, format_rate, percent
-from pipeline.report.tables import SMALL_NOTE, Column, counted, is_small, rated, table, value
+from pipeline.report.format import count, esc, percent
+from pipeline.report.tables import (
+    SMALL_NOTE,
+    Column,
+    counted,
+    is_small,
+    rate,
+    rated,
+    table,
+    value,
+)
 from pipeline.report.timeline import Band, Series, day_chart
 
 TREND_ORDER = {"new": 0, "rising": 1, "falling": 2, "steady": 3}
@@ -84,7 +93,7 @@ def what_changed_section(con: duckdb.DuckDBPyConnection) -> str:
 
 def _daily_hover(r: Row) -> str:
     text = (
-        f"{r['day']:%Y-%m-%d}: {format_rate(r.get('task_failure_rate'), r.get('task_failure_rate_low'), r.get('task_failure_rate_high'))}"
+        f"{r['day']:%Y-%m-%d}: {rate('task_failure_rate')(r)}"
         f" of {count(r.get('completed_tasks'))} completed tasks"
     )
     return text + (" (spike)" if r.get("is_spike") is True else "")
@@ -144,7 +153,7 @@ def _daily_chart(rows: Sequence[Row]) -> str:
 
 
 DAILY_COLUMNS = [
-    Column("day (UTC)", value("day", lambda d: f"{d:%Y-%m-%d}"), css="when"),  # type: ignore[str-format]
+    Column("day (UTC)", value("day", lambda d: f"{d:%Y-%m-%d}"), css="when"),
     counted("completed runs", "completed_runs"),
     counted("failed runs", "failed_runs"),
     rated("run failure rate", "run_failure_rate"),
@@ -167,9 +176,7 @@ def daily_section(con: duckdb.DuckDBPyConnection) -> str:
         "<p>Spike days: "
         + "; ".join(
             esc(_daily_hover(r).replace(" (spike)", ""))
-            + esc(
-                f", baseline {format_rate(r.get('baseline_task_failure_rate'), r.get('baseline_task_failure_rate_low'), r.get('baseline_task_failure_rate_high'))}"
-            )
+            + esc(f", baseline {rate('baseline_task_failure_rate')(r)}")
             for r in spikes
         )
         + ".</p>"
@@ -193,8 +200,8 @@ def daily_section(con: duckdb.DuckDBPyConnection) -> str:
 
 def verdict(con: duckdb.DuckDBPyConnection) -> str:
     """One line for the top of the page: new and rising codes, recent spike days."""
-    trends = read_model(con, "failure_trend_by_error_code") or []
-    daily = read_model(con, "failure_daily") or []
+    trend_rows = read_model(con, "failure_trend_by_error_code")
+    trends, daily = trend_rows or [], read_model(con, "failure_daily") or []
     if not trends and not daily:
         return ""
     new = sum(1 for r in trends if r.get("trend") == "new")
@@ -213,4 +220,6 @@ def verdict(con: duckdb.DuckDBPyConnection) -> str:
     worse = new or rising or spikes
     css = "verdict worse" if worse else "verdict"
     lead = "Getting worse? Yes: " if worse else "Getting worse? Nothing stands out: "
-    return f'<p class="{css}">{esc(lead + ", ".join(parts) + ".")} <a href="#changed">What changed</a> · <a href="#daily">Daily rate</a></p>'
+    links = ['<a href="#changed">What changed</a>'] if trend_rows is not None else []
+    links += ['<a href="#daily">Daily rate</a>'] if daily else []
+    return f'<p class="{css}">{esc(lead + ", ".join(parts) + ".")} {" · ".join(links)}</p>'

@@ -190,7 +190,10 @@ def test_display_names_are_escaped(page: str) -> None:
     assert_self_contained(page, KB_LINKS)
     assert "<script>" not in page
     assert HOSTILE_NAME not in page
-    escaped = "&quot;&gt;&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &#x27; OR 1=1; DROP TABLE runs; -- 🚧"
+    escaped = (
+        "&quot;&gt;&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &#x27; OR 1=1; "
+        "DROP TABLE runs; -- 🚧"
+    )
     assert f'title="{escaped} (connection id dddd4444-' in page  # the full name on hover
 
 
