@@ -153,10 +153,10 @@ td.trend{white-space:nowrap}td.spike{color:#dc2626;font-weight:600}tr.small td.s
 .chart.days{direction:rtl}.chart.days svg{direction:ltr}
 th.span{text-align:center;border-bottom:2px solid #d1d5db}
 @media (max-width:700px){body{padding:0 10px}
-.scroll td:first-child,.scroll thead th:first-child{position:sticky;left:0;z-index:1;
-background:#fff}
+.scroll td:first-child,.scroll thead tr:last-child th:first-child{position:sticky;left:0;
+z-index:1;background:#fff}
 .scroll tbody tr:nth-child(even) td:first-child{background:#fafafa}
-.scroll thead th:first-child{background:#f6f7f9}}
+.scroll thead tr:last-child th:first-child{background:#f6f7f9}}
 details{margin-top:8px}summary{cursor:pointer;font-size:13px}
 code{font-size:12px;background:#f3f4f6;padding:0 3px;border-radius:3px}
 """
