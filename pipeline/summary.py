@@ -25,7 +25,8 @@ class FailedConnection:
 
     def describe(self) -> str:
         failure = describe_failure(self.http_status, self.error_code, self.error_message)
-        name = (self.display_name or "").strip()
+        # A display name is untrusted text: no terminal control sequences from it.
+        name = "".join(ch if ch.isprintable() else "?" for ch in (self.display_name or "")).strip()
         who = f"{name} ({self.connection_id})" if name else self.connection_id
         return f"{who}: {failure}"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.summary import read_summary
+from pipeline.summary import FailedConnection, read_summary
 from tests.report.fixtures import C_HOSTILE, C_NAMELESS, C_NORTH_2, HOSTILE_NAME, report_warehouse
 
 WHEN = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
@@ -44,6 +44,11 @@ def test_failed_connections_are_named(tmp_path: Path) -> None:
     )
     assert f"  {C_NAMELESS}: HTTP 503, no API error code: " in text  # no name: the id alone
     assert HOSTILE_NAME not in text  # an ok connection is not listed
+
+
+def test_a_display_name_cannot_drive_the_terminal() -> None:
+    failed = FailedConnection("c1", 500, None, None, "Evil\x1b[2J\x07 name\n")
+    assert failed.describe() == "Evil?[2J? name? (c1): HTTP 500, no API error code: "
 
 
 def test_who_can_fix_it_line(tmp_path: Path) -> None:
