@@ -9,7 +9,7 @@ import duckdb
 from pipeline.report.charts import Bar, bar_chart
 from pipeline.report.data import Row, number, read_model, rows_of
 from pipeline.report.format import MISSING, esc, link, moment, percent, share
-from pipeline.report.tables import Column, counted, rated, table, value
+from pipeline.report.tables import Column, counted, rated, section, table, value
 
 TOP_N = 10
 UNSPECIFIED = "(unspecified)"
@@ -19,12 +19,6 @@ FIXABILITY = {
     "not_user_fixable": "user cannot fix",
     UNSPECIFIED: UNSPECIFIED,
 }
-
-
-def section(heading: str, body: str, note: str = "", anchor: str = "") -> str:
-    ident = f' id="{esc(anchor)}"' if anchor else ""
-    note_html = f'<p class="note">{note}</p>' if note else ""
-    return f"<section{ident}><h2>{esc(heading)}</h2>{body}{note_html}</section>"
 
 
 def by_failures(row: Row) -> tuple[float, float, float]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
-from pipeline.report.causes import section
 from pipeline.report.data import number, read_model
 from pipeline.report.format import duration
-from pipeline.report.tables import Column, counted, table, value
+from pipeline.report.tables import Column, counted, section, table, value
 from pipeline.report.timeline import Series, day_chart
 
 TABLE_DAYS = 14

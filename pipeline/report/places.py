@@ -6,10 +6,18 @@ from collections import defaultdict
 
 import duckdb
 
-from pipeline.report.causes import section
 from pipeline.report.data import Row, number, read_model
 from pipeline.report.format import connection_labels, esc, moment
-from pipeline.report.tables import SMALL_NOTE, Column, counted, is_small, rated, table, value
+from pipeline.report.tables import (
+    SMALL_NOTE,
+    Column,
+    counted,
+    is_small,
+    rated,
+    section,
+    table,
+    value,
+)
 
 NO_IMODEL = "(no iModel details)"
 NO_ITWIN = "(unknown iTwin)"

@@ -1,4 +1,5 @@
-"""HTML tables of model rows: typed columns, rates with intervals, small samples greyed.
+"""HTML tables of model rows (typed columns, rates with intervals, small samples greyed)
+and the sections that hold them.
 
 Every cell is escaped here unless its column renders markup itself (`markup=True`), in
 which case that column's function is responsible for escaping.
@@ -111,6 +112,13 @@ def table(
         f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
+
+
+def section(heading: str, body: str, note: str = "", anchor: str = "") -> str:
+    """A titled <section>; `body` and `note` are markup the caller has escaped."""
+    ident = f' id="{esc(anchor)}"' if anchor else ""
+    note_html = f'<p class="note">{note}</p>' if note else ""
+    return f"<section{ident}><h2>{esc(heading)}</h2>{body}{note_html}</section>"
 
 
 SMALL_NOTE = (

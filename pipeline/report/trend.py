@@ -1,4 +1,4 @@
-"""Report sections answering "is it getting worse?": what changed, the daily rate, durations."""
+"""Report sections answering "is it getting worse?": what changed this week, the daily rate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import date, timedelta
 
 import duckdb
 
-from pipeline.report.causes import section
 from pipeline.report.data import Row, number, read_model
 from pipeline.report.format import count, esc, percent
 from pipeline.report.tables import (
@@ -17,6 +16,7 @@ from pipeline.report.tables import (
     is_small,
     rate,
     rated,
+    section,
     table,
     value,
 )
