@@ -149,10 +149,10 @@ td.wide{min-width:16em}td.id{white-space:nowrap;font-size:12px}
 tr.small td{color:#9ca3af}tr.group th{background:#eef2ff;font-weight:600;text-align:left}
 td.trend{white-space:nowrap}td.spike{color:#dc2626;font-weight:600}tr.small td.spike{color:#dc2626}
 .chart{margin:8px 0;overflow-x:auto}.chart svg{min-width:560px}
-/* rtl: a chart wider than a phone opens scrolled to its newest days */
-.chart.days{direction:rtl}.chart.days svg{direction:ltr}
 th.span{text-align:center;border-bottom:2px solid #d1d5db}
 @media (max-width:700px){body{padding:0 10px}
+/* rtl: a chart wider than a phone opens scrolled to its newest days */
+.chart.days{direction:rtl}.chart.days svg{direction:ltr}
 .scroll td:first-child,.scroll thead tr:last-child th:first-child{position:sticky;left:0;
 z-index:1;background:#fff}
 .scroll tbody tr:nth-child(even) td:first-child{background:#fafafa}
