@@ -9,6 +9,9 @@ from typing import Any
 import duckdb
 
 from pipeline.itwin.errors import describe_failure
+from pipeline.report.causes import FIXABILITY
+from pipeline.report.data import has_relation, rows_of
+from pipeline.report.format import format_rate, share
 from pipeline.report.html import top_failure_causes
 
 
@@ -18,10 +21,39 @@ class FailedConnection:
     http_status: int | None
     error_code: str | None
     error_message: str | None
+    display_name: str | None = None
 
     def describe(self) -> str:
         failure = describe_failure(self.http_status, self.error_code, self.error_message)
-        return f"{self.connection_id}: {failure}"
+        # A display name is untrusted text: no terminal control sequences from it.
+        name = "".join(ch if ch.isprintable() else "?" for ch in (self.display_name or "")).strip()
+        who = f"{name} ({self.connection_id})" if name else self.connection_id
+        return f"{who}: {failure}"
+
+
+def who_can_fix(rows: list[dict[str, Any]]) -> str:
+    """One line from failure_rate_by_fixability: failed tasks and share per fixability, and
+    the user-fixable failure rate with its interval."""
+    order = {key: i for i, key in enumerate(FIXABILITY)}
+    rows = sorted(rows, key=lambda r: order.get(str(r.get("fixability")), len(order)))
+    parts = [
+        f"{FIXABILITY.get(str(r.get('fixability')), str(r.get('fixability')))} {r['failed_tasks']} "
+        f"({share(r.get('share_of_failures'))})"
+        for r in rows
+        if r.get("failed_tasks")
+    ]
+    if not parts:
+        return ""
+    line = "who can fix it (failed tasks): " + ", ".join(parts)
+    fixable = next((r for r in rows if r.get("fixability") == "user_fixable"), None)
+    if fixable is not None:
+        rate = format_rate(
+            fixable.get("failure_rate"),
+            fixable.get("failure_rate_low"),
+            fixable.get("failure_rate_high"),
+        )
+        line += f"; user-fixable failure rate {rate} of completed tasks"
+    return line
 
 
 @dataclass
@@ -31,6 +63,7 @@ class Summary:
     last_collection: dict[str, int] = field(default_factory=dict)
     failed_connections: list[FailedConnection] = field(default_factory=list)
     top_causes: list[Any] = field(default_factory=list)
+    fixability: list[dict[str, Any]] = field(default_factory=list)
 
     def render(self, *, seconds: float, collected: bool) -> str:
         c = self.counts
@@ -59,6 +92,8 @@ class Summary:
                 )
         else:
             lines.append("no failed tasks recorded")
+        if fixability_line := who_can_fix(self.fixability):
+            lines.append(fixability_line)
         reports = self.data_dir / "reports"
         lines.append(f"warehouse: {self.data_dir / 'warehouse.duckdb'}")
         lines.append(f"reports:   {reports}/ (report.html and one .parquet per model)")
@@ -96,8 +131,30 @@ def _last_collection(
         "retries": sum(r[9] or 0 for r in rows),
         "throttled": sum(r[10] or 0 for r in rows),
     }
-    failed = [FailedConnection(r[0], r[2], r[3], r[4]) for r in rows if r[1] != "ok"]
+    names = _display_names(con)
+    failed = [
+        FailedConnection(r[0], r[2], r[3], r[4], names.get(r[0])) for r in rows if r[1] != "ok"
+    ]
     return totals, failed
+
+
+def _display_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    # An older warehouse has no connections table: ids alone, as before.
+    if not has_relation(con, "connections"):
+        return {}
+    rows = con.execute(
+        "select connection_id, display_name from connections where display_name is not null"
+    ).fetchall()
+    return {connection_id: name for connection_id, name in rows}
+
+
+def _fixability(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    if not has_relation(con, "failure_rate_by_fixability"):
+        return []
+    try:
+        return rows_of(con, "select * from failure_rate_by_fixability")
+    except duckdb.Error:  # a model of another shape: the line is left out, never a crash
+        return []
 
 
 def read_summary(data_dir: Path, top: int = 5) -> Summary:
@@ -108,4 +165,5 @@ def read_summary(data_dir: Path, top: int = 5) -> Summary:
             causes = top_failure_causes(con, top)
         except duckdb.CatalogException:
             causes = []
-    return Summary(data_dir, counts, last, failed, causes)
+        fixability = _fixability(con)
+    return Summary(data_dir, counts, last, failed, causes, fixability)
