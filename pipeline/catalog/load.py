@@ -103,7 +103,7 @@ def replace_error_catalog(con: duckdb.DuckDBPyConnection, snapshot_dir: Path = S
     except BaseException:
         con.rollback()
         raise
-    return table.num_rows
+    return int(table.num_rows)
 
 
 def _read(name: str, path: Path) -> Catalog:

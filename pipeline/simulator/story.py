@@ -1,0 +1,58 @@
+"""The demo world's story: is it getting worse? A steady background, then a last week where one
+error kind rises, a new one appears, and one day spikes.
+
+The story is told in UTC days counted back from the world's start day (day 0, the day of
+`start_time`), so a trend or spike analysis on the runs' days finds it whatever the start
+hour. Runs after the start (time advancing) stay in the last week's mood.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.simulator.catalog import KIND_INDEX, NEW_KIND_CODE, RISING_KIND_CODE
+from pipeline.simulator.timefmt import TICKS_PER_SECOND
+
+_TICKS_PER_DAY = 86_400 * TICKS_PER_SECOND
+
+LAST_WEEK_DAYS = 7  # days 0 to 6 before the start day are "the last week"
+SPIKE_DAYS_AGO = 3
+# Chances that a run of the last week fails with the rising or the new kind (on top of the
+# background), and that a run of the spike day fails at all.
+RISING_RUN_SHARE = 0.08
+NEW_RUN_SHARE = 0.05
+SPIKE_RUN_SHARE = 0.45
+
+
+@dataclass(frozen=True, slots=True)
+class Mood:
+    """How one run's draws are bent: forced failures and the kind they carry."""
+
+    rising: float = 0.0  # chance the run fails with the rising kind
+    new: float = 0.0  # chance it fails with the new kind
+    spike: float = 0.0  # chance it fails with a background kind
+
+
+CALM = Mood()
+_LAST_WEEK = Mood(rising=RISING_RUN_SHARE, new=NEW_RUN_SHARE)
+_SPIKE_DAY = Mood(rising=RISING_RUN_SHARE, new=NEW_RUN_SHARE, spike=SPIKE_RUN_SHARE)
+
+RISING_KIND = KIND_INDEX[RISING_KIND_CODE]
+NEW_KIND = KIND_INDEX[NEW_KIND_CODE]
+
+
+class Story:
+    """The mood of each run, from its start time relative to the world's start day."""
+
+    def __init__(self, start_ticks: int) -> None:
+        self.start_day = start_ticks // _TICKS_PER_DAY
+
+    def days_ago(self, ticks: int) -> int:
+        """Whole UTC days between the start day and the day of `ticks` (negative: later)."""
+        return self.start_day - ticks // _TICKS_PER_DAY
+
+    def mood_at(self, ticks: int) -> Mood:
+        days_ago = self.days_ago(ticks)
+        if days_ago >= LAST_WEEK_DAYS:
+            return CALM
+        return _SPIKE_DAY if days_ago == SPIKE_DAYS_AGO else _LAST_WEEK
