@@ -148,7 +148,7 @@ def _task_results(rng: random.Random, outcome: str, n: int, failing: bool) -> li
     if outcome == "Canceled":
         return [*head, *(["Canceled"] * (n - point))]
     tail = [
-        "Skipped" if r < 0.4 else ("Error" if r < 0.7 else "Success")
+        "Skipped" if r < 0.4 else ("Error" if r < 0.48 else "Success")
         for r in (rng.random() for _ in range(n - point - 1))
     ]
     return [*head, "Error", *tail]
@@ -182,13 +182,16 @@ def build_run(
     outcome = _OUTCOMES[_pick(rng, _OUTCOME_CUM)]
     forced: int | None = None
     if mood is not CALM:
+        # The rising and new kinds take the place of background causes in failing runs (the
+        # failure rate stays steady); a spike day makes more runs fail.
         draw = rng.random()
-        if draw < mood.rising:
-            outcome, forced = "Error", RISING_KIND
-        elif draw < mood.rising + mood.new:
-            outcome, forced = "Error", NEW_KIND
-        elif draw < mood.rising + mood.new + mood.spike:
+        if outcome == "Success" and draw < mood.spike:
             outcome = "Error"
+        elif outcome in ("Error", "PartialSuccess"):
+            if draw < mood.rising:
+                forced = RISING_KIND
+            elif draw < mood.rising + mood.new:
+                forced = NEW_KIND
     cancelled = "Cancelled" if rng.random() < 0.35 else "Canceled"
     # About one run in ten is written with millisecond precision: fewer fractional digits.
     grain = 10_000 if rng.random() < 0.1 else 1
@@ -196,7 +199,7 @@ def build_run(
     open_end_null = rng.random() < 0.5
     n_jobs = _pick(rng, _JOBS_CUM) + 1
     failing_jobs = {int(rng.random() * n_jobs)}
-    if outcome in ("Error", "PartialSuccess") and n_jobs > 1 and rng.random() < 0.3:
+    if outcome in ("Error", "PartialSuccess") and n_jobs > 1 and rng.random() < 0.1:
         failing_jobs.add(int(rng.random() * n_jobs))
     if outcome == "PartialSuccess" and n_jobs > 1:
         failing_jobs = set(list(failing_jobs)[:1])

@@ -17,23 +17,26 @@ _TICKS_PER_DAY = 86_400 * TICKS_PER_SECOND
 
 LAST_WEEK_DAYS = 7  # days 0 to 6 before the start day are "the last week"
 SPIKE_DAYS_AGO = 3
-# Chances that a run of the last week fails with the rising or the new kind (on top of the
-# background), and that a run of the spike day fails at all.
-RISING_RUN_SHARE = 0.08
-NEW_RUN_SHARE = 0.05
-SPIKE_RUN_SHARE = 0.45
+# Shares of the last week's failing runs whose failures carry the rising or the new kind
+# instead of a background one, and the chance that a successful run of the spike day fails.
+# Small enough that the background kinds keep steady rates in the last week.
+RISING_BEFORE_SHARE = 0.015
+RISING_RUN_SHARE = 0.2
+NEW_RUN_SHARE = 0.08
+SPIKE_RUN_SHARE = 0.6
 
 
 @dataclass(frozen=True, slots=True)
 class Mood:
     """How one run's draws are bent: forced failures and the kind they carry."""
 
-    rising: float = 0.0  # chance the run fails with the rising kind
-    new: float = 0.0  # chance it fails with the new kind
-    spike: float = 0.0  # chance it fails with a background kind
+    rising: float = 0.0  # chance a failing run's failures carry the rising kind
+    new: float = 0.0  # chance they carry the new kind
+    spike: float = 0.0  # chance a successful run fails instead
 
 
 CALM = Mood()
+_BEFORE = Mood(rising=RISING_BEFORE_SHARE)
 _LAST_WEEK = Mood(rising=RISING_RUN_SHARE, new=NEW_RUN_SHARE)
 _SPIKE_DAY = Mood(rising=RISING_RUN_SHARE, new=NEW_RUN_SHARE, spike=SPIKE_RUN_SHARE)
 
@@ -54,5 +57,5 @@ class Story:
     def mood_at(self, ticks: int) -> Mood:
         days_ago = self.days_ago(ticks)
         if days_ago >= LAST_WEEK_DAYS:
-            return CALM
+            return _BEFORE
         return _SPIKE_DAY if days_ago == SPIKE_DAYS_AGO else _LAST_WEEK
