@@ -9,8 +9,10 @@ hour. Runs after the start (time advancing) stay in the last week's mood.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from pipeline.simulator.catalog import KIND_INDEX, NEW_KIND_CODE, RISING_KIND_CODE
+from pipeline.simulator.config import Faults, SimulatorConfig
 from pipeline.simulator.timefmt import TICKS_PER_SECOND
 
 _TICKS_PER_DAY = 86_400 * TICKS_PER_SECOND
@@ -24,6 +26,9 @@ RISING_BEFORE_SHARE = 0.015
 RISING_RUN_SHARE = 0.2
 NEW_RUN_SHARE = 0.08
 SPIKE_RUN_SHARE = 0.6
+# A seed whose background adds no chance finding to the last week at any start hour (the
+# story's own findings hold for every seed; a 95% interval also flags some chance days).
+DEMO_SEED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +64,20 @@ class Story:
         if days_ago >= LAST_WEEK_DAYS:
             return _BEFORE
         return _SPIKE_DAY if days_ago == SPIKE_DAYS_AGO else _LAST_WEEK
+
+
+def demo_config(start_time: datetime, faults: Faults | None = None) -> SimulatorConfig:
+    """The demo's world: 8 connections, seven weeks of history ending at `start_time`.
+
+    A run every 3 hours per connection gives about 600 completed tasks a day, enough that
+    the last week's story stands out of the background with 95% confidence.
+    """
+    return SimulatorConfig(
+        seed=DEMO_SEED,
+        connections=8,
+        runs_per_connection=400,
+        run_interval_s=3 * 3600.0,
+        start_time=start_time,
+        story=True,
+        faults=faults or Faults(),
+    )
