@@ -84,9 +84,13 @@ class World:
 
     def _build_connections(self) -> None:
         cfg = self.config
+        # Ids are drawn in the order they always were, so a seed keeps its connection ids
+        # (and the faults drawn from their URLs); the newer details come from other streams.
         rng = random.Random(f"connections:{cfg.seed}")
-        itwin_ids = [uuid_from(rng.getrandbits(128)) for _ in range(_ITWINS)]
+        details = random.Random(f"connection-details:{cfg.seed}")
+        itwin_ids = [uuid_from(rng.getrandbits(128))]
         imodel_ids = [uuid_from(rng.getrandbits(128)) for _ in range(cfg.imodels)]
+        itwin_ids += [uuid_from(details.getrandbits(128)) for _ in range(_ITWINS - 1)]
         direct_count = (cfg.connections + 1) // 2 if imodel_ids else cfg.connections
         for index in range(cfg.connections):
             conn_id = uuid_from(rng.getrandbits(128))
@@ -95,7 +99,7 @@ class World:
             imodel = (
                 imodel_ids[index % len(imodel_ids)]
                 if imodel_ids
-                else uuid_from(rng.getrandbits(128))
+                else uuid_from(details.getrandbits(128))
             )
             itwin = itwin_ids[(index % len(imodel_ids) if imodel_ids else index) % _ITWINS]
             name = _NAMES[index % len(_NAMES)]
