@@ -123,6 +123,10 @@ def _kind(
     else:
         category, description, link = entry.category, entry.description, entry.kb_article_link
         fixable = _API_FIXABILITY.get(key, entry.can_user_fix)
+        # Some descriptions are templates; the service fills them in, here with the phase
+        # and then the code.
+        while "%s" in description:
+            description = description.replace("%s", phase, 1).replace("%s", code, 1)
     return ErrorKind(
         code, message, details, exit_codes, system, phase, category, key, description,
         link, fixable, catalog or None,
