@@ -84,7 +84,7 @@ def replace_error_catalog(con: duckdb.DuckDBPyConnection, snapshot_dir: Path = S
     """Replace the `error_catalog` table with the snapshot's rows in one transaction.
 
     The files are read before the transaction starts, so a bad file leaves the table as it
-    was. Returns the number of rows.
+    was. It opens its own transaction, so call it outside one. Returns the number of rows.
     """
     table = error_catalog_table(snapshot_dir)
     ddl = create_table_sql(
