@@ -34,6 +34,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate-limit", type=float, help="server-side limit, requests a minute")
     p.add_argument("--token-lifetime", type=float, default=3600.0)
     p.add_argument("--realtime-speed", type=float, help="simulated seconds per wall second")
+    p.add_argument("--story", action="store_true", help="the demo's last week: rising, new, spike")
     p.add_argument("--warm", action="store_true", help="render every run before serving")
     p.add_argument("--json", action="store_true", help="print one JSON line for harnesses")
     return p.parse_args(argv)
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         token_lifetime_s=args.token_lifetime,
         realtime_speed=args.realtime_speed,
         faults=Faults(latency_s=args.latency, rate_limit_per_minute=args.rate_limit),
+        story=args.story,
     )
     stop = threading.Event()
 

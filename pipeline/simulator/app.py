@@ -284,9 +284,10 @@ class SimulatorApp:
         return r.json_reply(200, {"connections": page, "_links": links})
 
     def _connection_body(self, conn: Connection, origin: str) -> dict[str, Any]:
-        links: dict[str, Any] = {"iTwin": {"href": f"{origin}/itwins/{conn.itwin_id}"}}
-        if conn.imodel_id is not None:
-            links["iModel"] = {"href": f"{origin}/imodels/{conn.imodel_id}"}
+        links: dict[str, Any] = {
+            "iModel": {"href": f"{origin}/imodels/{conn.imodel_id}"},
+            "iTwin": {"href": f"{origin}/itwins/{conn.itwin_id}"},
+        }
         last = self.world.last_run_id(conn.id)
         if last is not None:
             links["lastRun"] = {"href": f"{origin}/export/connections/{conn.id}/runs/{last}"}

@@ -1,8 +1,11 @@
-"""The fixed catalogue of task error codes the simulator draws from, with a Zipf-like weighting.
+"""The task errors the simulator sends, in Bentley's vocabulary (the shipped error catalogue).
 
-Real failure data is long-tailed: a few codes cause most failures and dozens appear rarely.
-Each code always carries the same phase, system, category and description, as in the service,
-so grouping by code, phase or system in the reports gives stable answers.
+Real failure data is long-tailed: a few kinds cause most failed tasks. The head below is
+written by hand (error codes as real payloads carry them, a system and phase each from the
+catalogue's lists); descriptions, categories, fixability and knowledge-base links come from
+the catalogue itself. Every other catalogue entry forms the tail, seen only on warnings
+(errors on successful tasks), so that a rare kind never looks "new" by chance in a trend.
+A few kinds carry keys, systems or phases in no catalogue, as a newer service would.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import accumulate
 
+from pipeline.catalog import CatalogEntry, read_catalogs
+
 
 @dataclass(frozen=True)
 class ErrorKind:
-    """One error code and the fixed fields the API sends with it."""
+    """One error code and the fields the API sends with it (before per-task quirks)."""
 
     code: str
     message: str
@@ -24,217 +29,149 @@ class ErrorKind:
     category: str
     description_key: str
     description: str
-    kb_article_link: str
-    can_user_fix: bool
+    kb_article_link: str | None  # the catalogue's link; the API mostly sends ""
+    can_user_fix: bool  # what the API says, which may disagree with the catalogue
+    catalog: str | None  # the catalogue holding the key, None when in none
 
 
-_KB = "https://bentleysystems.service-now.com/community?id=kb_article&sysparm_article="
+_CATALOGS = read_catalogs()
+ENTRIES: dict[tuple[str, str], CatalogEntry] = {
+    (e.catalog, e.description_key): e for c in _CATALOGS for e in c.entries
+}
+CATALOG_SYSTEMS: dict[str, tuple[str, ...]] = {
+    system: phases for c in _CATALOGS for system, phases in c.systems.items()
+}
 
-# The head of the distribution, hand written after the published examples.
-_HEAD: tuple[ErrorKind, ...] = (
-    ErrorKind(
-        "TAE_BRW_1000",
-        "Failed to orchestrate file processing.",
-        "Error exit code received from bridge wrapper. Details from wrapper: ''.",
-        (-7002, -7001, 1),
-        "Exporter",
-        "export_file",
-        "other",
-        "FailedToExport",
-        "Failed to export your file.",
-        "",
-        False,
-    ),
-    ErrorKind(
-        "TAE_BRG_1000",
-        "Failed to process.",
-        "Error exit code received from bridge wrapper.",
-        (4294967295, 4294967294, -1),
-        "cloud_orchestrator",
-        "internal_server_error",
-        "other",
-        "RunOrchestrationError",
-        "Failed to orchestrate Run.",
-        "",
-        False,
-    ),
-    ErrorKind(
-        "TAE_SRC_2001",
-        "Source file could not be opened.",
-        "The file is locked by another process or is corrupt.",
-        (2, 13),
-        "Exporter",
-        "open_source_file",
-        "source_file",
-        "SourceFileCorrupt",
-        "The source file is corrupt or locked.",
-        _KB + "KB0101231",
-        True,
-    ),
-    ErrorKind(
-        "TAE_REF_2002",
-        "Missing reference file.",
-        "One or more referenced files were not found in the storage location.",
-        (3,),
-        "Exporter",
-        "resolve_references",
-        "references",
-        "MissingReferences",
-        "Some referenced files are missing.",
-        _KB + "KB0101232",
-        True,
-    ),
-    ErrorKind(
-        "TAE_AUTH_3001",
-        "Could not access the storage location.",
-        "The connection's user token has expired. Sign in again to refresh it.",
-        (-3,),
-        "auth_service",
-        "acquire_token",
-        "authentication",
-        "ExpiredUserToken",
-        "The connection's authorization has expired.",
-        _KB + "KB0101240",
-        True,
-    ),
-    ErrorKind(
-        "TAE_TMO_1000",
-        "The task exceeded its time limit.",
-        "Task was stopped after running longer than the allowed duration.",
-        (-9, 137),
-        "cloud_orchestrator",
-        "export_file",
-        "timeout",
-        "TaskTimedOut",
-        "The export took too long.",
-        "",
-        False,
-    ),
-    ErrorKind(
-        "TAE_SYN_4001",
-        "Synchronization failed.",
-        "Changeset push was rejected by the iModel hub.",
-        (-7010,),
-        "imodel_hub",
-        "push_changes",
-        "imodel",
-        "PushRejected",
-        "The iModel rejected the changes.",
-        "",
-        False,
-    ),
-    ErrorKind(
-        "TAE_LCK_4002",
-        "Could not acquire iModel lock.",
-        "Another process holds the schema lock.",
-        (-7011,),
-        "imodel_hub",
-        "acquire_locks",
-        "imodel",
-        "LockConflict",
-        "The iModel is locked by another job.",
-        _KB + "KB0101250",
-        False,
-    ),
-    ErrorKind(
-        "TAE_UNK_9999",
-        "An unexpected error occurred.",
-        "",
-        (-1, 0),
-        None,
-        None,
-        "other",
-        "UnknownError",
-        "Something went wrong.",
-        "",
-        False,
-    ),
-    ErrorKind(
-        "TAE_MEM_5001",
-        "Out of memory.",
-        "The exporter process ran out of memory while processing elements.",
-        (3221225495, -1073741801),
-        "Exporter",
-        "process_elements",
-        "resources",
-        "OutOfMemory",
-        "The export ran out of memory.",
-        _KB + "KB0101260",
-        False,
-    ),
-    ErrorKind(
-        "TAE_FMT_2010",
-        "Unsupported file format version.",
-        "The file was saved by a newer version of the authoring application.",
-        (5,),
-        "Exporter",
-        "open_source_file",
-        "source_file",
-        "UnsupportedVersion",
-        "The file format version is not supported.",
-        _KB + "KB0101270",
-        True,
-    ),
-    ErrorKind(
-        "TAE_NET_6001",
-        "Network error while downloading the source file.",
-        "Connection reset by peer.",
-        (-104,),
-        "storage_service",
-        None,
-        "network",
-        "DownloadFailed",
-        "The source file could not be downloaded.",
-        "",
-        False,
-    ),
-)
+# code, catalogue, descriptionKey, system, phase, message, details, exit codes.
+# "Exporter" is how real payloads spell the catalogue's `exporter` system.
+_HEAD: tuple[tuple[str, str, str, str, str, str, str, tuple[int, ...]], ...] = (
+    ("TAE_BRW_1000", "exporter", "FailedToExport", "Exporter", "export_file",
+     "Failed to orchestrate file processing.",
+     "Error exit code received from bridge wrapper. Details from wrapper: ''.", (-7002, -7001, 1)),
+    ("TAE_BRG_1000", "connector", "RunOrchestrationError", "cloud_orchestrator",
+     "internal_server_error", "Failed to process.",
+     "Error exit code received from bridge wrapper.", (4294967295, 4294967294, -1)),
+    ("TAE_EXP_2001", "exporter", "FailedToDownloadImodel", "Exporter", "download_imodel",
+     "Failed to download the iModel.", "Changeset download did not complete.", (-7020,)),
+    ("TAE_TMO_1000", "connector", "JobAborted", "cloud_orchestrator", "master",
+     "The task exceeded its time limit.",
+     "Task was stopped after running longer than the allowed duration.", (-9, 137)),
+    ("TAE_EXP_3001", "exporter", "ErrorInUploading", "Exporter", "upload_output_file",
+     "Failed to upload the output file.", "The storage service answered 503.", (-7030,)),
+    ("TAE_EXP_2002", "exporter", "ExcessiveElements", "Exporter", "download_imodel",
+     "The iModel is too large to export.", "Element count above the exporter's limit.", (3,)),
+    ("TAE_ORC_1001", "connector", "ExternalCommunicationError", "cloud_orchestrator",
+     "external_to_run_execution", "A dependent service did not answer.",
+     "Connection reset by peer.", (-104,)),
+    ("TAE_EXP_1001", "exporter", "FailedToStartImodelHost", "Exporter", "initialization",
+     "Failed to start the iModel host.", "", (-1, 0)),
+    ("TAE_EXP_2003", "exporter", "NoReadPermission", "Exporter", "download_imodel",
+     "The connection's user cannot read the iModel.", "Permission check failed.", (-3,)),
+    ("TAE_EXP_5001", "", "ExportQuotaExceeded", "Exporter", "export_file",
+     "The export quota of the iTwin is used up.", "Quota service refused the export.", (-7050,)),
+    ("TAE_ORC_1002", "connector", "IModelAccessForbidden", "cloud_orchestrator",
+     "initialization", "Access to the iModel was forbidden.", "", (-403,)),
+    ("TAE_EXP_2005", "exporter", "IModelNotFound", "Exporter", "download_imodel",
+     "The iModel was not found.", "", (-404,)),
+    ("TAE_SCH_5002", "", "OutputFormatNotLicensed", "export_scheduler", "license_check",
+     "The output format is not licensed for this iTwin.", "", (-7070,)),
+)  # fmt: skip
 
-# The tail: generated from fixed parts so the catalogue holds dozens of codes without
-# dozens of hand-written entries.
-_TAIL_PARTS: tuple[tuple[str, str, str, str, str, bool], ...] = (
-    ("SCH", "schema_import", "Exporter", "schema", "SchemaImportFailed", False),
-    ("ELM", "process_elements", "Exporter", "data", "ElementConversionFailed", False),
-    ("GEO", "transform_geometry", "Exporter", "data", "GeometryInvalid", True),
-    ("CRS", "reproject", "Exporter", "data", "CoordinateSystemMismatch", True),
-    ("UPL", "upload_output", "storage_service", "network", "UploadFailed", False),
-    ("CFG", "read_settings", "cloud_orchestrator", "configuration", "InvalidSettings", True),
-    ("QUE", "schedule_job", "cloud_orchestrator", "other", "SchedulingFailed", False),
-    ("DSK", "export_file", "Exporter", "resources", "DiskFull", False),
-)
+# The story's new kind: a validator deployed in the last week, with a key, a phase and a
+# category the snapshot does not know yet (the drift check should name them).
+NEW_KIND_CODE = "TAE_EXP_6001"
+_NEW = (
+    NEW_KIND_CODE, "", "IfcSchemaValidationFailed", "Exporter", "validate_output",
+    "The exported IFC file failed schema validation.", "IFC4 schema check: 3 violations.",
+    (-7080,),
+)  # fmt: skip
+# The story's rising kind: folder permissions going wrong for more and more users. It is
+# drawn only through the story (a small steady share, then a larger one), not the head.
+RISING_KIND_CODE = "TAE_EXP_3002"
+_RISING = (
+    RISING_KIND_CODE, "exporter", "NoWritePermission", "Exporter", "upload_output_file",
+    "Cannot write to the output folder.", "The folder denies write access.", (-13,),
+)  # fmt: skip
+TIMEOUT_KIND_CODE = "TAE_TMO_1000"
+
+# What the API says about fixability where it disagrees with the catalogue.
+_API_FIXABILITY = {"ErrorInUploading": True, "NoReadPermission": False}
+# Hand-given fields of the keys in no catalogue.
+_UNCATALOGUED = {
+    "ExportQuotaExceeded": ("configuration", "The export quota is used up.", True),
+    "OutputFormatNotLicensed": ("licensing", "The output format is not licensed.", True),
+    "IfcSchemaValidationFailed": ("validation", "The output failed validation.", False),
+}
 
 
-def _tail() -> tuple[ErrorKind, ...]:
+def _kind(
+    code: str,
+    catalog: str,
+    key: str,
+    system: str,
+    phase: str,
+    message: str,
+    details: str,
+    exit_codes: tuple[int, ...],
+) -> ErrorKind:
+    entry = ENTRIES.get((catalog, key))
+    if entry is None:
+        if catalog:
+            raise LookupError(f"{key} is not in the {catalog} catalogue of the snapshot")
+        category, description, fixable = _UNCATALOGUED[key]
+        link = None
+    else:
+        category, description, link = entry.category, entry.description, entry.kb_article_link
+        fixable = _API_FIXABILITY.get(key, entry.can_user_fix)
+        # Some descriptions are templates; the service fills them in, here with the phase
+        # and then the code.
+        while "%s" in description:
+            description = description.replace("%s", phase, 1).replace("%s", code, 1)
+    return ErrorKind(
+        code, message, details, exit_codes, system, phase, category, key, description,
+        link, fixable, catalog or None,
+    )  # fmt: skip
+
+
+def _tail(taken: set[str]) -> tuple[ErrorKind, ...]:
+    """Every other catalogue entry, with a code, system and phase of its catalogue."""
     kinds = []
-    for number in range(1, 4):
-        for prefix, phase, system, category, key, fixable in _TAIL_PARTS:
-            code = f"TAE_{prefix}_{7000 + number * 10}"
-            kinds.append(
-                ErrorKind(
-                    code,
-                    f"{key} ({number}).",
-                    f"{key} reported by {system} during {phase}; step {number}.",
-                    (-(7100 + number), number),
-                    None if (prefix == "QUE" and number == 3) else system,
-                    None if (prefix in ("QUE", "CFG") and number == 3) else phase,
-                    category,
-                    key,
-                    f"{key.replace('Failed', ' failed')} (step {number}).",
-                    _KB + f"KB01{number}{len(prefix)}{len(phase):02d}" if fixable else "",
-                    fixable,
-                )
-            )
+    for number, (catalog, key) in enumerate(sorted(k for k in ENTRIES if k[1] not in taken)):
+        system = "Exporter" if catalog == "exporter" else "connector"
+        phases = CATALOG_SYSTEMS["exporter" if catalog == "exporter" else "connector"]
+        phase = phases[number % len(phases)]
+        prefix = "EXP" if catalog == "exporter" else "CNR"
+        kinds.append(
+            _kind(f"TAE_{prefix}_{7000 + number}", catalog, key, system, phase,
+                  f"{key}.", f"Reported by {system} during {phase}.", (-(7100 + number % 50),))
+        )  # fmt: skip
     return tuple(kinds)
 
 
-ERROR_KINDS: tuple[ErrorKind, ...] = _HEAD + _tail()
+HEAD_KINDS: tuple[ErrorKind, ...] = tuple(_kind(*fields) for fields in _HEAD)
+NEW_KIND: ErrorKind = _kind(*_NEW)
+RISING_KIND: ErrorKind = _kind(*_RISING)
+ERROR_KINDS: tuple[ErrorKind, ...] = (
+    *HEAD_KINDS,
+    NEW_KIND,
+    RISING_KIND,
+    *_tail({k.description_key for k in (*HEAD_KINDS, RISING_KIND)}),
+)
+KIND_INDEX: dict[str, int] = {kind.code: i for i, kind in enumerate(ERROR_KINDS)}
 
-# Zipf-like weights (rank ** -1.1): the first codes dominate, the last appear rarely.
-CUMULATIVE_WEIGHTS: tuple[float, ...] = tuple(
-    accumulate(1.0 / (rank**1.1) for rank in range(1, len(ERROR_KINDS) + 1))
+# Zipf-like weights (rank ** -1.1) over the head for failed tasks: the first kinds dominate;
+# a floor keeps the last ones common enough to be seen in every four weeks of the demo.
+FAILURE_WEIGHTS: tuple[float, ...] = tuple(
+    accumulate(rank**-1.1 + 0.05 for rank in range(1, len(HEAD_KINDS) + 1))
+)
+# Warnings draw from the head and the tail (everything but the story's new kind).
+_WARNABLE = [i for i, kind in enumerate(ERROR_KINDS) if kind is not NEW_KIND]
+WARNING_KINDS: tuple[int, ...] = tuple(_WARNABLE)
+WARNING_WEIGHTS: tuple[float, ...] = tuple(
+    accumulate(1.0 / (rank**1.1) for rank in range(1, len(_WARNABLE) + 1))
 )
 
-# Pre-built error objects (without the per-occurrence exit code) keep generation cheap.
+# Pre-built error objects (without the per-occurrence quirks) keep generation cheap.
 ERROR_BODIES: tuple[dict[str, object], ...] = tuple(
     {
         "errorCode": kind.code,
@@ -246,7 +183,7 @@ ERROR_BODIES: tuple[dict[str, object], ...] = tuple(
         "category": kind.category,
         "descriptionKey": kind.description_key,
         "description": kind.description,
-        "kbArticleLink": kind.kb_article_link,
+        "kbArticleLink": "",
         "canUserFix": kind.can_user_fix,
     }
     for kind in ERROR_KINDS

@@ -83,3 +83,6 @@ class SimulatorConfig:
     # the simulated "now" at start, and the scope issued tokens carry.
     start_time: datetime = DEFAULT_START
     scope: str = "itwin-platform"
+    # Tell the demo's story (pipeline.simulator.story): in the last week before start_time one
+    # error kind rises, a new one appears and one day spikes; off, every day is alike.
+    story: bool = False

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from math import log
 from typing import Any
 
-from pipeline.simulator.catalog import CUMULATIVE_WEIGHTS, ERROR_BODIES, ERROR_KINDS
+from pipeline.simulator.catalog import (
+    ERROR_BODIES,
+    ERROR_KINDS,
+    FAILURE_WEIGHTS,
+    KIND_INDEX,
+    TIMEOUT_KIND_CODE,
+    WARNING_KINDS,
+    WARNING_WEIGHTS,
+)
+from pipeline.simulator.story import CALM, NEW_KIND, RISING_KIND, Mood
 from pipeline.simulator.timefmt import TICKS_PER_SECOND, format_ticks
 
 Json = dict[str, Any]
@@ -25,11 +34,10 @@ _JOBS_CUM = (0.25, 0.60, 0.90, 1.0)  # 1-4 jobs, mean 2.25
 _TASKS_CUM = (0.08, 0.19, 0.33, 0.50, 0.67, 0.81, 0.92, 1.0)  # 1-8 tasks, mean 4.5
 _CONNECTOR_TYPES = ("MSTN", "REVIT", "IFC", "DWG", "CIVIL3D", "NWD", "SPPID")
 _PENDING_STATES = ("Queued", "NotStarted", "WaitingToExecute")
-_TIMEOUT_KIND = next(i for i, k in enumerate(ERROR_KINDS) if k.code == "TAE_TMO_1000")
-_TOTAL_WEIGHT = CUMULATIVE_WEIGHTS[-1]
+_TIMEOUT_KIND = KIND_INDEX[TIMEOUT_KIND_CODE]
 
 # Attach an error object to this share of Success tasks (the service does that) ...
-_WARNING_RATE = 0.16
+_WARNING_RATE = 0.2
 # ... and leave it off this share of failed tasks (it does that too).
 _FAILED_WITHOUT_ERROR = 0.07
 
@@ -93,21 +101,35 @@ def _pick(rng: random.Random, cumulative: tuple[float, ...]) -> int:
     return bisect(cumulative, rng.random())
 
 
-def _error(rng: random.Random, kind_index: int | None, era: Era) -> Json:
-    if kind_index is None:
-        kind_index = bisect(CUMULATIVE_WEIGHTS, rng.random() * _TOTAL_WEIGHT)
-        kind_index = min(kind_index, len(ERROR_BODIES) - 1)
+def _draw_kind(rng: random.Random, failed: bool) -> int:
+    if failed:
+        index = bisect(FAILURE_WEIGHTS, rng.random() * FAILURE_WEIGHTS[-1])
+        return min(index, len(FAILURE_WEIGHTS) - 1)
+    index = bisect(WARNING_WEIGHTS, rng.random() * WARNING_WEIGHTS[-1])
+    return WARNING_KINDS[min(index, len(WARNING_KINDS) - 1)]
+
+
+def _error(rng: random.Random, kind_index: int, era: Era) -> Json:
     error = dict(ERROR_BODIES[kind_index])
-    codes = ERROR_KINDS[kind_index].exit_codes
+    kind = ERROR_KINDS[kind_index]
+    codes = kind.exit_codes
     error["bridgeExitCode"] = codes[int(rng.random() * len(codes))]
+    # The API sends the catalogue's fields unreliably: mostly an empty link, sometimes the
+    # link, sometimes null; fixability or category missing now and then.
     quirk = rng.random()
     if quirk < 0.03:
         del error["bridgeExitCode"]
     elif quirk < 0.05:
         error["phase"] = None
         error["system"] = None
-    elif quirk < 0.06:
+    elif quirk < 0.25:
+        error["kbArticleLink"] = kind.kb_article_link or ""
+    elif quirk < 0.28:
         error["kbArticleLink"] = None
+    elif quirk < 0.43:
+        error["canUserFix"] = None
+    elif quirk < 0.48:
+        error["category"] = ""
     if era.future:
         error["correlationId"] = uuid_from(rng.getrandbits(128))
     return error
@@ -117,7 +139,7 @@ def _task_results(rng: random.Random, outcome: str, n: int, failing: bool) -> li
     """Results of one job's tasks, consistent with the run's outcome."""
     if outcome == "Skipped":
         return ["Skipped"] * n
-    if not failing:
+    if not failing or outcome == "Success":
         return ["Success"] * n
     point = int(rng.random() * n)
     head = ["Success"] * point
@@ -126,7 +148,7 @@ def _task_results(rng: random.Random, outcome: str, n: int, failing: bool) -> li
     if outcome == "Canceled":
         return [*head, *(["Canceled"] * (n - point))]
     tail = [
-        "Skipped" if r < 0.4 else ("Error" if r < 0.7 else "Success")
+        "Skipped" if r < 0.4 else ("Error" if r < 0.48 else "Success")
         for r in (rng.random() for _ in range(n - point - 1))
     ]
     return [*head, "Error", *tail]
@@ -145,13 +167,31 @@ def _job_result(outcome: str, results: list[str], cancelled: str) -> str:
 
 
 def build_run(
-    seed: int, connection: int, seq: int, start: int, interval_s: float, era: Era
+    seed: int,
+    connection: int,
+    seq: int,
+    start: int,
+    interval_s: float,
+    era: Era,
+    mood: Mood = CALM,
 ) -> RunPlan:
     """Generate run `seq` of `connection` in its finished form, starting at `start` ticks."""
     rng = run_stream(seed, connection, seq)
     run_id = uuid_from(rng.getrandbits(128))
     rng.expovariate(1.0 / interval_s)  # the gap, drawn by run_head
     outcome = _OUTCOMES[_pick(rng, _OUTCOME_CUM)]
+    forced: int | None = None
+    if mood is not CALM:
+        # The rising and new kinds take the place of background causes in failing runs (the
+        # failure rate stays steady); a spike day makes more runs fail.
+        draw = rng.random()
+        if outcome == "Success" and draw < mood.spike:
+            outcome = "Error"
+        elif outcome in ("Error", "PartialSuccess"):
+            if draw < mood.rising:
+                forced = RISING_KIND
+            elif draw < mood.rising + mood.new:
+                forced = NEW_KIND
     cancelled = "Cancelled" if rng.random() < 0.35 else "Canceled"
     # About one run in ten is written with millisecond precision: fewer fractional digits.
     grain = 10_000 if rng.random() < 0.1 else 1
@@ -159,7 +199,7 @@ def build_run(
     open_end_null = rng.random() < 0.5
     n_jobs = _pick(rng, _JOBS_CUM) + 1
     failing_jobs = {int(rng.random() * n_jobs)}
-    if outcome in ("Error", "PartialSuccess") and n_jobs > 1 and rng.random() < 0.3:
+    if outcome in ("Error", "PartialSuccess") and n_jobs > 1 and rng.random() < 0.1:
         failing_jobs.add(int(rng.random() * n_jobs))
     if outcome == "PartialSuccess" and n_jobs > 1:
         failing_jobs = set(list(failing_jobs)[:1])
@@ -194,7 +234,8 @@ def build_run(
                 t_start -= t_start % grain
                 t_end -= t_end % grain
             clock = t_end
-            tasks.append(TaskPlan(_task(rng, result, t_start, t_end, era), t_start, t_end))
+            task = _task(rng, result, t_start, t_end, era, forced)
+            tasks.append(TaskPlan(task, t_start, t_end))
         job_end = tick(clock + int(rng.random() * 40 * TICKS_PER_SECOND))
         clock = job_end
         job_result = _job_result(outcome, results, cancelled)
@@ -236,7 +277,9 @@ def _run_result(outcome: str, job_results: list[str], cancelled: str) -> str:
     return "Error"
 
 
-def _task(rng: random.Random, result: str, start: int, end: int, era: Era) -> Json:
+def _task(
+    rng: random.Random, result: str, start: int, end: int, era: Era, forced: int | None
+) -> Json:
     failed = result in ("Error", "TimedOut")
     retries = 0
     if rng.random() < (0.3 if failed else 0.03):
@@ -256,11 +299,13 @@ def _task(rng: random.Random, result: str, start: int, end: int, era: Era) -> Js
     if era.future:
         task["outputSizeBytes"] = int(rng.expovariate(1 / 5e7)) if result == "Success" else 0
     draw = rng.random()
-    if failed and draw >= _FAILED_WITHOUT_ERROR:
-        kind = _TIMEOUT_KIND if result == "TimedOut" and draw < 0.7 else None
-        task["error"] = _error(rng, kind, era)
+    if failed and forced is not None:
+        task["error"] = _error(rng, forced, era)
+    elif failed and draw >= _FAILED_WITHOUT_ERROR:
+        timed_out = result == "TimedOut" and draw < 0.7
+        task["error"] = _error(rng, _TIMEOUT_KIND if timed_out else _draw_kind(rng, True), era)
     elif result == "Success" and draw < _WARNING_RATE:
-        task["error"] = _error(rng, None, era)
+        task["error"] = _error(rng, _draw_kind(rng, False), era)
     return task
 
 

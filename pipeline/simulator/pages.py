@@ -19,7 +19,7 @@ from typing import IO
 import orjson
 
 from pipeline.simulator.config import SimulatorConfig
-from pipeline.simulator.generate import build_run, view_at
+from pipeline.simulator.generate import view_at
 from pipeline.simulator.responses import runs_page
 from pipeline.simulator.timefmt import ticks_of
 from pipeline.simulator.world import Connection, World, splice_connection_id
@@ -183,9 +183,7 @@ def _pages(world: World, conn: Connection, job: _Job) -> Iterator[tuple[int, byt
     for number, skip in enumerate(range(0, total, size)):
         batch = []
         for seq in range(total - 1 - skip, max(-1, total - 1 - skip - size), -1):
-            plan = build_run(
-                cfg.seed, conn.index, seq, starts[seq], cfg.run_interval_s, world.era(seq)
-            )
+            plan = world.build(conn, seq, starts[seq])
             body = orjson.dumps(view_at(plan, now))
             batch.append(splice_connection_id(body, conn.id) if job.include_connection_id else body)
         links = {"self": {"href": f"{base}&$skip={skip}&$top={size}"}}

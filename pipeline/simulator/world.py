@@ -18,9 +18,22 @@ import orjson
 
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.generate import Era, RunPlan, build_run, run_head, uuid_from, view_at
+from pipeline.simulator.story import CALM, Story
 from pipeline.simulator.timefmt import TICKS_PER_SECOND, ticks_of
 
-_NAMES = ("Structural", "Civil", "Plant", "Architecture", "MEP", "Survey", "Bridges", "Rail")
+# Display names are what a person types, so untrusted text: one carries quotes, angle
+# brackets, an apostrophe and an emoji on purpose (reports must escape them).
+_NAMES = (
+    "Riverside Bridge – IFC nightly",
+    'Tower "B" <East Wing> 🏗️ IFC export',
+    "Plant Area 300 – PDF previews",
+    "St. Mary's Hospital – Revit to IFC",
+    "Metro Line 4 LandXML",
+    "Harbour Terminal – coordination model",
+    "Wind Farm Substation IFC",
+    "Campus North – weekly IFC",
+)
+_ITWINS = 2  # projects the iModels belong to
 
 
 @dataclass(frozen=True)
@@ -29,7 +42,7 @@ class Connection:
 
     index: int
     id: str
-    imodel_id: str | None
+    imodel_id: str
     itwin_id: str
     display_name: str
     authentication_type: str
@@ -66,28 +79,43 @@ class World:
         self._runs: dict[str, _Runs] = {}
         self.connections: dict[str, Connection] = {}
         self.imodels: dict[str, list[Connection]] = {}
+        self._story = Story(self._start) if config.story else None
         self._build_connections()
 
     def _build_connections(self) -> None:
         cfg = self.config
+        # Ids are drawn in the order they always were, so a seed keeps its connection ids
+        # (and the faults drawn from their URLs); the newer details come from other streams.
         rng = random.Random(f"connections:{cfg.seed}")
-        itwin_id = uuid_from(rng.getrandbits(128))
+        details = random.Random(f"connection-details:{cfg.seed}")
+        itwin_ids = [uuid_from(rng.getrandbits(128))]
         imodel_ids = [uuid_from(rng.getrandbits(128)) for _ in range(cfg.imodels)]
+        itwin_ids += [uuid_from(details.getrandbits(128)) for _ in range(_ITWINS - 1)]
         direct_count = (cfg.connections + 1) // 2 if imodel_ids else cfg.connections
         for index in range(cfg.connections):
-            imodel = imodel_ids[index % len(imodel_ids)] if imodel_ids else None
+            conn_id = uuid_from(rng.getrandbits(128))
+            # Every connection exports one iModel; without discoverable iModels, each
+            # connection's iModel is its own.
+            imodel = (
+                imodel_ids[index % len(imodel_ids)]
+                if imodel_ids
+                else uuid_from(details.getrandbits(128))
+            )
+            itwin = itwin_ids[(index % len(imodel_ids) if imodel_ids else index) % _ITWINS]
+            name = _NAMES[index % len(_NAMES)]
+            if index >= len(_NAMES):
+                name = f"{name} ({index // len(_NAMES) + 1})"
             conn = Connection(
                 index=index,
-                id=uuid_from(rng.getrandbits(128)),
+                id=conn_id,
                 imodel_id=imodel,
-                itwin_id=itwin_id,
-                display_name=f"{_NAMES[index % len(_NAMES)]} {index + 1}",
+                itwin_id=itwin,
+                display_name=name,
                 authentication_type="Service" if rng.random() < 0.3 else "User",
                 direct=index < direct_count,
             )
             self.connections[conn.id] = conn
-            if imodel is not None:
-                self.imodels.setdefault(imodel, []).append(conn)
+            self.imodels.setdefault(imodel, []).append(conn)
 
     # -- the clock -------------------------------------------------------------------------
 
@@ -118,6 +146,12 @@ class World:
         n = self.config.runs_per_connection
         return Era(legacy=seq < n // 4, future=seq >= n - max(1, n * 15 // 100))
 
+    def build(self, conn: Connection, seq: int, start: int) -> RunPlan:
+        """Run `seq` of the connection, starting at `start` ticks, in its finished form."""
+        cfg = self.config
+        mood = self._story.mood_at(start) if self._story is not None else CALM
+        return build_run(cfg.seed, conn.index, seq, start, cfg.run_interval_s, self.era(seq), mood)
+
     def _runs_of(self, conn: Connection) -> _Runs:
         """The connection's runs up to now, generating the history on first use."""
         runs = self._runs.get(conn.id)
@@ -140,7 +174,7 @@ class World:
             return [], []
         # The newest initial run started shortly before the start time, so that often it is
         # still queued or executing: the data set begins with open runs that later complete.
-        last = build_run(seed, conn.index, n - 1, self._start, interval, self.era(n - 1))
+        last = self.build(conn, n - 1, self._start)
         share = random.Random(f"anchor:{seed}:{conn.index}").random() * 1.6
         start = self._start - int((last.end - last.start) * share)
         heads = [run_head(seed, conn.index, seq, interval) for seq in range(n)]
@@ -173,10 +207,7 @@ class World:
             return done
         plan = runs.open_plans.get(seq)
         if plan is None:
-            cfg = self.config
-            plan = build_run(
-                cfg.seed, conn.index, seq, runs.starts[seq], cfg.run_interval_s, self.era(seq)
-            )
+            plan = self.build(conn, seq, runs.starts[seq])
         if now >= plan.end:
             runs.open_plans.pop(seq, None)
             done = runs.finished[seq] = orjson.dumps(plan.body)
