@@ -67,8 +67,8 @@ def test_overrides_win(tmp_path: Path) -> None:
         ("connection_ids: [a\n", "not valid YAML at line"),
         ("- a\n- b\n", "must hold a mapping"),
         ("colour: blue\n", "unknown setting 'colour'"),
-        ("rate_limit_per_minute: fast\n", "rate_limit_per_minute has an invalid value"),
-        ("rate_limit_per_minute: -3\n", "rate_limit_per_minute has an invalid value"),
+        ("rate_limit_per_minute: fast\n", r"rate_limit_per_minute\) has an invalid value"),
+        ("rate_limit_per_minute: -3\n", r"rate_limit_per_minute\) has an invalid value"),
     ],
 )
 def test_bad_config_file_names_the_problem(tmp_path: Path, content: str, message: str) -> None:
