@@ -25,10 +25,12 @@ class Faults:
 
     Order of checks on an API call: latency, auth (401), rate limits per minute and per hour
     (429 with Retry-After, iTwinPlatform-RateLimit-Retry-After-Seconds and x-ratelimit-*),
-    per-connection sets (404 unknown, 403 forbidden, 429 or 503 permanent), then one random fault: drop (half before any byte, half mid-body; half of
-    each a TCP reset), 5xx (500 JSON, 502 HTML, 503 text, 504 empty), truncated or HTML body
-    on a 200, or a drip; `slow_rate` adds `slow_seconds` on top. The token endpoint only sees
-    latency, `token_endpoint_failures` (503s) and `token_endpoint_throttled_s` (429s). Every request lands in `sim.requests`.
+    per-connection sets (404 unknown, 403 forbidden, 429 or 503 permanent), then one random
+    fault: drop (half before any byte, half mid-body; half of each a TCP reset), 5xx (500
+    JSON, 502 HTML, 503 text, 504 empty), truncated or HTML body on a 200, or a drip;
+    `slow_rate` adds `slow_seconds` on top. The token endpoint only sees latency,
+    `token_endpoint_failures` (503s) and `token_endpoint_throttled_s` (429s). Every request
+    lands in `sim.requests`.
     """
 
     rate_limit_per_minute: float | None = None
