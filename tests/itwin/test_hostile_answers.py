@@ -23,7 +23,7 @@ from pipeline.itwin.errors import AnswerTooLargeError, ServiceUnavailableError
 from pipeline.itwin.settings import Secret, Settings
 from tests.reliability.helpers import Recorder, Reply
 
-TOKEN = "hostile-answers-token-5c1e"  # noqa: S105 - a canary
+TOKEN = "hostile-answers-token-5c1e"
 CONNECTION = "c0ffee00-0000-4000-8000-000000000001"
 INFLATED_BYTES = 1 << 30  # each bomb inflates to 1 GiB
 
@@ -112,9 +112,12 @@ async def test_a_compression_bomb_is_refused_at_the_cap_once_and_memory_stays_bo
 ) -> None:
     body = bombs[encoding]
     reply = Reply(200, body, {"Content-Encoding": encoding})
-    with Recorder(lambda hit, n: reply) as server, PeakRss() as rss:
-        with pytest.raises(AnswerTooLargeError) as caught:
-            await pages_of(settings_for(server, max_answer_mb=16))
+    with (
+        Recorder(lambda hit, n: reply) as server,
+        PeakRss() as rss,
+        pytest.raises(AnswerTooLargeError) as caught,
+    ):
+        await pages_of(settings_for(server, max_answer_mb=16))
     message = str(caught.value)
     print(f"{encoding} bomb: {len(body)} bytes sent, peak RSS growth {rss.growth_mb:.0f} MB")
     assert len(server.hits) == 1  # refused, not retried
@@ -126,9 +129,11 @@ async def test_a_compression_bomb_is_refused_at_the_cap_once_and_memory_stays_bo
 @pytest.mark.anyio
 async def test_a_huge_plain_page_is_refused_by_its_declared_length_before_reading() -> None:
     body = b'{"runs": [' + b'{"id": "x"},' * 200_000 + b'{"id": "y"}]}'
-    with Recorder(lambda hit, n: Reply(200, body)) as server:
-        with pytest.raises(AnswerTooLargeError, match="larger than max_answer_mb"):
-            await pages_of(settings_for(server, max_answer_mb=1))
+    with (
+        Recorder(lambda hit, n: Reply(200, body)) as server,
+        pytest.raises(AnswerTooLargeError, match="larger than max_answer_mb"),
+    ):
+        await pages_of(settings_for(server, max_answer_mb=1))
     assert len(server.hits) == 1
 
 
@@ -181,9 +186,11 @@ async def test_one_bad_run_is_rejected_and_the_other_59_come_back_from_one_fetch
 @pytest.mark.anyio
 async def test_a_page_cut_short_is_still_an_error_after_retries_not_a_rejected_run() -> None:
     cut = page_with(b'{"id": "r"}')[:-40]
-    with Recorder(lambda hit, n: Reply(200, cut)) as server:
-        with pytest.raises(ServiceUnavailableError, match="unreadable 200 answer"):
-            await pages_of(settings_for(server, max_retries=2))
+    with (
+        Recorder(lambda hit, n: Reply(200, cut)) as server,
+        pytest.raises(ServiceUnavailableError, match="unreadable 200 answer"),
+    ):
+        await pages_of(settings_for(server, max_retries=2))
     assert len(server.hits) == 3
 
 
