@@ -20,9 +20,12 @@ import orjson
 from pipeline.transform.canonical import find_bad_value
 
 # A whole JSON string, or one structural character; everything between is scalars and space.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
+_TOKEN = re.compile(_STRING + rb"|\[+|\]+|[{},:]", re.DOTALL)
+# Inside an item only brackets matter: skip everything else, strings whole, in one match.
+_NEXT_BRACKET = re.compile(rb'(?:[^"\[\]{}]++|' + _STRING + rb")*+(\[+|\]+|[{}])", re.DOTALL)
 # A string followed by a colon is an object key (strings are matched whole, so never inside one).
-_KEY = re.compile(rb'"(?:[^"\\]|\\.)*"\s*(:?)', re.DOTALL)
+_KEY = re.compile(_STRING + rb"\s*(:?)", re.DOTALL)
 
 
 class UnreadableBody(Exception):
@@ -76,12 +79,12 @@ def parse_page(content: bytes, member: str | None) -> ParsedPage:
         return _parse_item_by_item(content, member)
     if member is None or not isinstance(body.get(member), list):
         return ParsedPage(body)
-    if _key_count(body) == _raw_key_count(content):
+    if not repeats_a_key(content, body):
         return ParsedPage(body)
     spans = split_list(content, member)
     if spans is None:
         return ParsedPage(body)
-    dupes = [i for i, (start, end) in enumerate(spans) if _has_duplicate_key(content[start:end])]
+    dupes = [i for i, (start, end) in enumerate(spans) if _item_repeats_a_key(content[start:end])]
     return ParsedPage(body, duplicate_keys=tuple(_raw_item(content, spans, i) for i in dupes))
 
 
@@ -97,11 +100,12 @@ def _parse_item_by_item(content: bytes, member: str) -> ParsedPage:
     for index, (start, end) in enumerate(spans):
         raw = content[start:end]
         try:
-            good.append(orjson.loads(raw))
+            item = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             rejected.append(RejectedItem(index, _text(raw), bad_item_reason(raw, exc)))
             continue
-        if _has_duplicate_key(raw):
+        good.append(item)
+        if repeats_a_key(raw, item):
             dupes.append(RawItem(index, _text(raw)))
     body[member] = good
     return ParsedPage(body, tuple(rejected), tuple(dupes))
@@ -130,25 +134,40 @@ def split_list(content: bytes, member: str) -> list[tuple[int, int]] | None:
     found = in_list = False
     spans: list[tuple[int, int]] = []
     item_start = 0
-    for token in _TOKEN.finditer(content):
-        kind = token.group()
-        if in_list and depth == 2 and kind in (b",", b"]"):
-            _add_span(content, item_start, token.start(), spans)
-            item_start = token.end()
-            in_list = kind == b","
-        elif depth == 1 and kind == b":":
-            key = previous
-        elif depth == 1 and kind == b"[" and previous == b":" and _is(key, member):
-            if found:
-                return None  # the member twice: which one counts is ambiguous
-            found = in_list = True
-            item_start = token.end()
-        if kind in (b"{", b"["):
+    position = 0
+    while True:
+        deep = depth >= 3
+        token = (_NEXT_BRACKET.match if deep else _TOKEN.search)(content, position)
+        if token is None:
+            break
+        kind, at = (token.group(1), token.start(1)) if deep else (token.group(), token.start())
+        position = token.end()
+        first = kind[:1]
+        if first == b"[":
+            if depth == 1 and previous == b":" and _is(key, member):
+                if found:
+                    return None  # the member twice: which one counts is ambiguous
+                found = in_list = True
+                item_start = at + 1
+            depth += len(kind)
+        elif first == b"]":
+            if in_list and depth - len(kind) < 2:  # this run closes the list
+                _add_span(content, item_start, at + depth - 2, spans)
+                in_list = False
+            depth -= len(kind)
+            if depth < 0:
+                return None
+        elif kind == b"{":
             depth += 1
-        elif kind in (b"}", b"]"):
+        elif kind == b"}":
             depth -= 1
             if depth < 0:
                 return None
+        elif kind == b"," and in_list and depth == 2:
+            _add_span(content, item_start, at, spans)
+            item_start = position
+        elif kind == b":" and depth == 1:
+            key = previous
         previous = kind
     return spans if found and depth == 0 and not in_list else None
 
@@ -183,7 +202,24 @@ def _raw_key_count(content: bytes) -> int:
     return len(marks) - marks.count(b"")
 
 
-def _key_count(value: Any) -> int:
+def repeats_a_key(raw: bytes, parsed: Any) -> bool:
+    """Whether the JSON text ``raw`` (parsed as ``parsed``) repeats a key in some object.
+
+    Cheap and exact without a second parse: every colon of the compact dump is a key's
+    or one inside a string, and a repeated key's colon (and any in the value it lost)
+    is missing from the dump. Only ``\\u003a`` escapes in the raw text (a colon the
+    count cannot see) need the slower count of keys.
+    """
+    try:
+        dumped = orjson.dumps(parsed)
+    except orjson.JSONEncodeError:  # deeper than orjson writes
+        return _walked_key_count(parsed) != _raw_key_count(raw)
+    if b"\\u003a" in raw or b"\\u003A" in raw:
+        return _raw_key_count(dumped) != _raw_key_count(raw)
+    return raw.count(b":") != dumped.count(b":")
+
+
+def _walked_key_count(value: Any) -> int:
     """Keys in every object of a parsed value; iterative, so deep nesting is safe."""
     count = 0
     stack = [value]
@@ -197,8 +233,8 @@ def _key_count(value: Any) -> int:
     return count
 
 
-def _has_duplicate_key(raw: bytes) -> bool:
+def _item_repeats_a_key(raw: bytes) -> bool:
     try:
-        return _key_count(orjson.loads(raw)) != _raw_key_count(raw)
+        return repeats_a_key(raw, orjson.loads(raw))
     except orjson.JSONDecodeError:
         return False
