@@ -179,7 +179,12 @@ class ExportApiClient:
     async def get_run(
         self, connection_id: str, run_id: str, *, stats: CallStats | None = None
     ) -> tuple[dict[str, Any], datetime]:
-        """The run object (the `run` member of the answer) and when it was fetched."""
+        """The run object (the `run` member of the answer) and when it was fetched.
+
+        A complete answer whose run holds a value JSON cannot carry (NaN, a lone
+        surrogate, ...) raises UnusableAnswerError at once, with ``raw`` and ``reason``
+        for the quarantine.
+        """
         path = (
             f"export/connections/{path_segment(connection_id, 'connection_id')}"
             f"/runs/{path_segment(run_id, 'run_id')}"

@@ -123,3 +123,14 @@ class WaitTooLongError(ApiError):
 
 class AnswerTooLargeError(ApiError):
     """An answer inflated past the max_answer_mb cap; refused unread and not retried."""
+
+
+class UnusableAnswerError(ApiError):
+    """A complete answer (e.g. one run) holding a value JSON cannot carry; not retried.
+
+    ``raw`` is the answer's text and ``reason`` where and why, as the quarantine wants them;
+    neither is part of the message, which stays one line.
+    """
+
+    raw: str = ""
+    reason: str = ""

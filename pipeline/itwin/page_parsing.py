@@ -32,6 +32,18 @@ class UnreadableBody(Exception):
     """A 200 whose body is not the JSON object we asked for (truncated, HTML, ...)."""
 
 
+class UnusableValue(Exception):
+    """A complete JSON answer holding a value JSON cannot carry (NaN, a lone surrogate, ...).
+
+    Not worth a retry: the service will send the same again. ``raw`` is the answer's text.
+    """
+
+    def __init__(self, raw: str, reason: str) -> None:
+        super().__init__(reason)
+        self.raw = raw
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class RejectedItem:
     """An item of a page that is not usable JSON: its position, raw text and why."""
@@ -73,8 +85,9 @@ def parse_page(content: bytes, member: str | None) -> ParsedPage:
     """The page's object, tolerating bad items in its ``member`` list (None: parse strictly)."""
     try:
         body = decode_object(content)
-    except UnreadableBody:
+    except UnreadableBody as exc:
         if member is None:
+            _raise_if_unusable(content, exc.__cause__)
             raise
         return _parse_item_by_item(content, member)
     if member is None or not isinstance(body.get(member), list):
@@ -120,6 +133,21 @@ def bad_item_reason(raw: bytes, error: orjson.JSONDecodeError) -> str:
     except ValueError:
         return f"(payload): not valid JSON: {error}"
     return find_bad_value(lenient) or f"(payload): not valid JSON: {error}"
+
+
+def _raise_if_unusable(content: bytes, error: BaseException | None) -> None:
+    """Raise UnusableValue when the answer is complete JSON but holds an unusable value."""
+    if not isinstance(error, orjson.JSONDecodeError):
+        return
+    try:
+        lenient = json.loads(content)
+    except RecursionError:
+        lenient = None
+    except ValueError:
+        return  # cut short or not JSON: unreadable, worth a retry
+    reason = bad_item_reason(content, error) if lenient is None else find_bad_value(lenient)
+    if reason:
+        raise UnusableValue(_text(content), reason)
 
 
 def split_list(content: bytes, member: str) -> list[tuple[int, int]] | None:

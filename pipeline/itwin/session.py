@@ -18,8 +18,13 @@ from typing import Any
 import httpx
 
 from pipeline.itwin.bodies import BadEncoding, TooLarge, decoded_response, read_capped
-from pipeline.itwin.errors import AnswerTooLargeError, ApiError, ServiceUnavailableError
-from pipeline.itwin.page_parsing import ParsedPage, UnreadableBody, parse_page
+from pipeline.itwin.errors import (
+    AnswerTooLargeError,
+    ApiError,
+    ServiceUnavailableError,
+    UnusableAnswerError,
+)
+from pipeline.itwin.page_parsing import ParsedPage, UnreadableBody, UnusableValue, parse_page
 from pipeline.itwin.paging import origin_text
 from pipeline.itwin.ratelimit import RateLimiter, parse_rate_hint
 from pipeline.itwin.responses import error_from_response
@@ -165,6 +170,8 @@ class ApiSession:
                 page = parse_page(response.content, member)
             except UnreadableBody as exc:
                 return _Transient(f"unreadable 200 answer: {exc}", response)
+            except UnusableValue as exc:
+                raise _unusable(response.request.url, exc, connection_id) from None
             return Answer(page=page, fetched_at=fetched_at, url=response.request.url)
         if outcome is Outcome.THROTTLED:
             bump("throttled", stats, self._totals)
@@ -226,6 +233,18 @@ def _too_large(url: httpx.URL, cap_bytes: int, connection_id: str | None) -> Api
         connection_id=connection_id,
         url=str(url.copy_with(query=None)),
     )
+
+
+def _unusable(url: httpx.URL, problem: UnusableValue, connection_id: str | None) -> ApiError:
+    error = UnusableAnswerError(
+        message=f"the answer to GET {url.path} holds a value JSON cannot carry: {problem.reason}",
+        status=200,
+        code="UnusableAnswer",
+        connection_id=connection_id,
+        url=str(url.copy_with(query=None)),
+    )
+    error.raw, error.reason = problem.raw, problem.reason
+    return error
 
 
 def _final_error(response: httpx.Response, outcome: Outcome, connection_id: str | None) -> ApiError:

@@ -19,7 +19,12 @@ import psutil
 import pytest
 
 from pipeline.itwin.client import ExportApiClient, RunsPage
-from pipeline.itwin.errors import AnswerTooLargeError, ServiceUnavailableError
+from pipeline.itwin.errors import (
+    AnswerTooLargeError,
+    PagingError,
+    ServiceUnavailableError,
+    UnusableAnswerError,
+)
 from pipeline.itwin.settings import Secret, Settings
 from tests.reliability.helpers import Recorder, Reply
 
@@ -202,3 +207,28 @@ async def test_a_run_with_a_repeated_key_is_kept_with_its_raw_text() -> None:
     assert len(server.hits) == 1 and len(page.runs) == 60 and page.rejected == ()
     (duplicate,) = page.duplicate_keys
     assert duplicate.index == 30 and duplicate.raw == twice.decode()
+
+
+@pytest.mark.anyio
+async def test_a_single_run_answer_with_an_unusable_value_fails_once_with_its_raw_text() -> None:
+    body = b'{"run": {"id": "r", "tasks": [{"error": {"value": NaN}}]}}'
+    with (
+        Recorder(lambda hit, n: Reply(200, body)) as server,
+        pytest.raises(UnusableAnswerError) as caught,
+    ):
+        async with ExportApiClient(settings_for(server)) as client:
+            await client.get_run(CONNECTION, "r")
+    assert len(server.hits) == 1
+    assert caught.value.raw == body.decode() and "nan is not a finite number" in caught.value.reason
+    assert "/runs/r" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_a_next_link_with_a_password_in_it_is_not_followed() -> None:
+    def respond(hit: Any, n: int) -> Reply:
+        link = f"http://user:pw@127.0.0.1:{server.port}/export/connections/{CONNECTION}/runs?p=2"
+        return Reply(200, orjson.dumps({"runs": [{"id": "a"}], "_links": {"next": {"href": link}}}))
+
+    with Recorder(respond) as server, pytest.raises(PagingError, match="user name or password"):
+        await pages_of(settings_for(server))
+    assert len(server.hits) == 1
