@@ -232,3 +232,19 @@ async def test_a_next_link_with_a_password_in_it_is_not_followed() -> None:
     with Recorder(respond) as server, pytest.raises(PagingError, match="user name or password"):
         await pages_of(settings_for(server))
     assert len(server.hits) == 1
+
+
+@pytest.mark.anyio
+async def test_a_page_of_only_bad_runs_still_leads_to_the_next_page() -> None:
+    def respond(hit: Any, n: int) -> Reply:
+        if "p=2" in hit.path:
+            return Reply(200, b'{"runs": [{"id": "good"}]}')
+        link = f"/export/connections/{CONNECTION}/runs?p=2"
+        return Reply(
+            200, b'{"runs": [{"id": NaN}], "_links": {"next": {"href": "%s"}}}' % link.encode()
+        )
+
+    with Recorder(respond) as server:
+        first, second = await pages_of(settings_for(server))
+    assert (first.runs, len(first.rejected)) == ([], 1)
+    assert second.runs == [{"id": "good"}] and len(server.hits) == 2
