@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import httpx
 
 from pipeline.itwin.errors import AuthenticationError, ServiceUnavailableError
+from pipeline.itwin.logs import REDACTOR
 from pipeline.itwin.paging import origin_key
+from pipeline.itwin.ratelimit import RateLimiter, parse_rate_hint
 from pipeline.itwin.responses import UnreadableBody, decode_object
 from pipeline.itwin.retry import backoff_delay, parse_retry_after
 from pipeline.itwin.settings import Secret, Settings
@@ -140,9 +142,14 @@ def renew_margin(lifetime_s: float) -> float:
 
 
 async def fetch_client_credentials_token(
-    http: httpx.AsyncClient, settings: Settings
+    http: httpx.AsyncClient, settings: Settings, limiter: RateLimiter
 ) -> IssuedToken:
-    """POST the client-credentials grant, retrying transient failures with backoff."""
+    """POST the client-credentials grant, retrying transient failures with backoff.
+
+    Token requests do not use the API's budget, but they honour its shared pause: a
+    429 here pauses every caller, and a wait longer than max_wait_s stops the client
+    (the endpoint is then not asked again, by this caller or any other).
+    """
     if not settings.client_id or not settings.client_secret:
         raise AuthenticationError(message="client id and client secret are both required")
     form = {
@@ -153,9 +160,13 @@ async def fetch_client_credentials_token(
     }
     attempt = 0
     while True:
+        await limiter.wait_for_pause()
         failure, wait = await _try_token_request(http, settings, form)
         if isinstance(failure, IssuedToken):
             return failure
+        if failure == "HTTP 429" and wait is not None:
+            limiter.pause_for(wait)
+            limiter.check()
         if attempt >= settings.max_retries:
             raise ServiceUnavailableError(
                 message=f"token endpoint failed after {attempt + 1} attempts: {failure}",
@@ -187,7 +198,9 @@ async def _try_token_request(
         )
     except httpx.TransportError as exc:
         return f"{type(exc).__name__}", None
-    if response.status_code >= 500 or response.status_code == 429:
+    if response.status_code == 429:
+        return "HTTP 429", parse_rate_hint(response.headers).wait_s
+    if response.status_code >= 500:
         return f"HTTP {response.status_code}", parse_retry_after(
             response.headers.get("Retry-After")
         )
@@ -206,6 +219,12 @@ def _token_from_body(
     value = body.get("access_token")
     if not isinstance(value, str) or not value:
         return "token answer has no access_token", None
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise AuthenticationError(
+            message="the token endpoint issued a token with whitespace or control characters",
+            url=settings.token_url,
+        )
+    REDACTOR.register(value)
     raw_expires = body.get("expires_in", _DEFAULT_EXPIRES_IN_S)
     try:
         lifetime = float(raw_expires)  # type: ignore[arg-type]

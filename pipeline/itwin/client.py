@@ -7,7 +7,7 @@ in their own modules (auth, session, ratelimit, paging) and are assembled here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -22,22 +22,29 @@ from pipeline.itwin.auth import (
     StaticTokenAuth,
     fetch_client_credentials_token,
 )
+from pipeline.itwin.bodies import ACCEPT_ENCODING
 from pipeline.itwin.errors import ApiError
 from pipeline.itwin.ids import path_segment, validate_id
+from pipeline.itwin.logs import install_redaction
+from pipeline.itwin.page_parsing import RawItem, RejectedItem
 from pipeline.itwin.paging import Pager, next_href
+from pipeline.itwin.ratelimit import RateLimiter
 from pipeline.itwin.session import Answer, ApiSession
 from pipeline.itwin.settings import ACCEPT_HEADER, Settings
 from pipeline.itwin.stats import CallStats, bump
 
-__all__ = ["CallStats", "ExportApiClient", "RunsPage"]
+__all__ = ["CallStats", "ExportApiClient", "RawItem", "RejectedItem", "RunsPage"]
 
 
 @dataclass(frozen=True)
 class RunsPage:
     """One page of a runs list: the runs as sent, when it was fetched, and its URL.
 
-    ``runs`` omits runs an earlier page of the same listing already yielded;
-    ``extra`` holds the page's other top-level members as sent (``_links``, ...).
+    ``runs`` omits runs an earlier page of the same listing already yielded, and runs
+    that are not usable JSON: those are in ``rejected`` (raw text and reason, for the
+    quarantine). ``duplicate_keys`` holds the raw text of runs whose object repeats a
+    key (their parsed form in ``runs`` keeps the last value). ``extra`` holds the page's
+    other top-level members as sent (``_links``, ...).
     """
 
     runs: list[dict[str, Any]]
@@ -46,6 +53,8 @@ class RunsPage:
     has_next: bool
     index: int = 0  # 0 for the first page
     extra: dict[str, Any] = field(default_factory=dict)
+    rejected: tuple[RejectedItem, ...] = ()
+    duplicate_keys: tuple[RawItem, ...] = ()
 
 
 def _pool_limits(settings: Settings) -> httpx.Limits:
@@ -67,13 +76,28 @@ class ExportApiClient:
     concurrently with the others and they share one rate budget and token.
     """
 
-    def __init__(self, settings: Settings, *, transport: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: Any = None,
+        request_history: Iterable[datetime] = (),
+    ) -> None:
+        """``request_history``: when the API requests of the last hour started (UTC),
+        earlier collections' included, so the hourly budget counts them too."""
         settings.require_credentials()
+        install_redaction(settings)
         self._settings = settings
         self._base_url = _checked_base_url(settings.base_url)
+        self.limiter = RateLimiter(
+            settings.rate_limit_per_minute,
+            per_hour=settings.rate_limit_per_hour,
+            max_wait_s=settings.max_wait_s,
+            history=request_history,
+        )
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
-            headers={"Accept": ACCEPT_HEADER},
+            headers={"Accept": ACCEPT_HEADER, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=_timeouts(settings),
             follow_redirects=False,
             transport=transport,
@@ -81,7 +105,9 @@ class ExportApiClient:
         )
         self._totals = CallStats()
         self.auth = self._make_auth()
-        self._session = ApiSession(settings, http=self._http, auth=self.auth, totals=self._totals)
+        self._session = ApiSession(
+            settings, http=self._http, auth=self.auth, totals=self._totals, limiter=self.limiter
+        )
 
     def _make_auth(self) -> httpx.Auth:
         """A static token when one is configured, else client credentials."""
@@ -89,7 +115,7 @@ class ExportApiClient:
             return StaticTokenAuth(self._settings.access_token, api_origin=self._base_url)
 
         async def fetch() -> IssuedToken:
-            return await fetch_client_credentials_token(self._http, self._settings)
+            return await fetch_client_credentials_token(self._http, self._settings, self.limiter)
 
         return ClientCredentialsAuth(fetch, api_origin=self._base_url)
 
@@ -117,6 +143,10 @@ class ExportApiClient:
         """Counters over every call this client made."""
         return self._totals
 
+    def request_times(self) -> list[datetime]:
+        """When each API request of this client started (UTC; token requests excluded)."""
+        return self.limiter.request_times()
+
     def list_runs(
         self, connection_id: str, *, stats: CallStats | None = None, page_size: int | None = None
     ) -> AsyncIterator[RunsPage]:
@@ -142,12 +172,19 @@ class ExportApiClient:
                 has_next=next_href(answer.body) is not None,
                 index=index,
                 extra={k: v for k, v in answer.body.items() if k != "runs"},
+                rejected=answer.page.rejected,
+                duplicate_keys=answer.page.duplicate_keys,
             )
 
     async def get_run(
         self, connection_id: str, run_id: str, *, stats: CallStats | None = None
     ) -> tuple[dict[str, Any], datetime]:
-        """The run object (the `run` member of the answer) and when it was fetched."""
+        """The run object (the `run` member of the answer) and when it was fetched.
+
+        A complete answer whose run holds a value JSON cannot carry (NaN, a lone
+        surrogate, ...) raises UnusableAnswerError at once, with ``raw`` and ``reason``
+        for the quarantine.
+        """
         path = (
             f"export/connections/{path_segment(connection_id, 'connection_id')}"
             f"/runs/{path_segment(run_id, 'run_id')}"
@@ -189,15 +226,25 @@ class ExportApiClient:
         index = 0
         next_url: httpx.URL | None = url
         while next_url is not None:
-            answer = await self._get(next_url, connection_id, stats)
+            answer = await self._get(next_url, connection_id, stats, member)
             items = _member_list(answer, member, connection_id)
             bump("pages", stats, self._totals)
             yield index, answer, pager.fresh(items)
-            next_url = pager.next_url(answer.body, current=answer.url, items=len(items))
+            next_url = pager.next_url(
+                answer.body, current=answer.url, items=len(items) + len(answer.page.rejected)
+            )
             index += 1
 
-    async def _get(self, url: httpx.URL, connection_id: str | None, stats: CallStats) -> Answer:
-        return await self._session.get_object(url, stats=stats, connection_id=connection_id)
+    async def _get(
+        self,
+        url: httpx.URL,
+        connection_id: str | None,
+        stats: CallStats,
+        member: str | None = None,
+    ) -> Answer:
+        return await self._session.get_object(
+            url, stats=stats, connection_id=connection_id, member=member
+        )
 
     def _url(self, path: str, params: Mapping[str, str | int] | None = None) -> httpx.URL:
         """An absolute URL under the base URL (whose own path prefix is kept)."""
@@ -207,8 +254,8 @@ class ExportApiClient:
 def _checked_base_url(raw: str) -> httpx.URL:
     """The base URL with a trailing slash, so relative paths keep any prefix."""
     url = httpx.URL(raw)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"ITWIN_API_BASE_URL must be an http(s) URL, got {raw!r}")
+    if url.scheme not in ("http", "https") or not url.host or url.userinfo:
+        raise ConfigError("ITWIN_API_BASE_URL must be an http(s) URL without user:password@")
     path = url.path if url.path.endswith("/") else url.path + "/"
     return url.copy_with(path=path, query=None, fragment=None)
 

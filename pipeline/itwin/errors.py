@@ -88,3 +88,49 @@ class ServiceUnavailableError(ApiError):
 
 class PagingError(ApiError):
     """A next link we refuse to follow (foreign origin) or a paging loop."""
+
+
+class WaitTooLongError(ApiError):
+    """The next request would have to wait longer than ITWIN_MAX_WAIT_S; nothing was sent.
+
+    ``reason`` is ``HTTP 429`` (the API asked for the wait) or ``hourly budget`` (our own
+    ITWIN_RATE_LIMIT_PER_HOUR); ``wait_s`` is the wait in seconds. Once raised, every later
+    request of the same client fails fast with it, so a collection stops instead of hammering.
+    """
+
+    @classmethod
+    def build(
+        cls, reason: str, wait_s: float, max_wait_s: float, connection_id: str | None = None
+    ) -> WaitTooLongError:
+        asked = "the API asked to wait" if reason == "HTTP 429" else "the next request would wait"
+        return cls(
+            message=(
+                f"stopped: {reason}, {asked} {wait_s:.0f} s (ITWIN_MAX_WAIT_S is {max_wait_s:g})"
+            ),
+            # No status or code: str() is then the summary line itself.
+            connection_id=connection_id,
+            extra={"reason": reason, "wait_s": wait_s, "max_wait_s": max_wait_s},
+        )
+
+    @property
+    def reason(self) -> str:
+        return str(self.extra.get("reason", ""))
+
+    @property
+    def wait_s(self) -> float:
+        return float(self.extra.get("wait_s", 0.0))
+
+
+class AnswerTooLargeError(ApiError):
+    """An answer inflated past the max_answer_mb cap; refused unread and not retried."""
+
+
+class UnusableAnswerError(ApiError):
+    """A complete answer (e.g. one run) holding a value JSON cannot carry; not retried.
+
+    ``raw`` is the answer's text and ``reason`` where and why, as the quarantine wants them;
+    neither is part of the message, which stays one line.
+    """
+
+    raw: str = ""
+    reason: str = ""

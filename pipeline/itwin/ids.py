@@ -7,7 +7,9 @@ before any URL is built and then percent-encoded.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Iterable
 from urllib.parse import quote
 
 from pipeline.itwin.errors import InvalidIdError
@@ -38,3 +40,21 @@ def validate_id(value: object, parameter: str) -> str:
 def path_segment(value: object, parameter: str) -> str:
     """Validate ``value`` and percent-encode it so it stays exactly one path segment."""
     return quote(validate_id(value, parameter), safe="")
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def normalize_id(value: str) -> str:
+    """The comparable form of an id: trimmed, and a GUID in lower case.
+
+    The platform's GUIDs are case-insensitive: a connection configured in upper case and
+    discovered in lower case is the same connection and must be collected (and counted) once.
+    """
+    text = value.strip()
+    return text.lower() if _GUID.fullmatch(text) else text
+
+
+def normalize_ids(values: Iterable[str]) -> tuple[str, ...]:
+    """Normalised ids in first-seen order, blanks dropped and duplicates removed."""
+    return tuple(dict.fromkeys(n for n in map(normalize_id, values) if n))

@@ -107,6 +107,8 @@ class Pager:
             return None
         url = current.join(normalize_next_link(href.strip()))
         check_same_origin(url, self.base_url, connection_id=self.connection_id)
+        if url.userinfo:  # would end up in log lines; the API never sends one
+            self._stop("CredentialsInNextLink", "the next link carries a user name or password")
         if items == 0:
             self._stop("EmptyPageWithNextLink", f"an empty page still links to {url}")
         if self.pages >= self.max_pages:

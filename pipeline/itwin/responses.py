@@ -23,6 +23,9 @@ from pipeline.itwin.errors import (
     RateLimitedError,
     ServiceUnavailableError,
 )
+from pipeline.itwin.page_parsing import UnreadableBody, decode_object
+
+__all__ = ["UnreadableBody", "decode_object", "error_class", "error_from_response"]
 
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: InvalidRequestError,
@@ -32,21 +35,6 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     422: InvalidRequestError,
     429: RateLimitedError,
 }
-
-
-class UnreadableBody(Exception):
-    """A 200 whose body is not the JSON object we asked for (truncated, HTML, ...)."""
-
-
-def decode_object(content: bytes) -> dict[str, Any]:
-    """Parse a JSON object body; anything else (truncated, HTML, a bare list) is unreadable."""
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        raise UnreadableBody(f"body is not JSON ({len(content)} bytes)") from exc
-    if not isinstance(body, dict):
-        raise UnreadableBody(f"body is JSON {type(body).__name__}, expected an object")
-    return body
 
 
 def error_class(status: int) -> type[ApiError]:

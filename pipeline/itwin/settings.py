@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.itwin import setting_checks as check
+from pipeline.itwin.ids import normalize_ids
 
 DEFAULT_BASE_URL = "https://api.bentley.com"
 DEFAULT_TOKEN_URL = "https://ims.bentley.com/connect/token"  # noqa: S105 - a URL, not a secret
@@ -60,6 +62,9 @@ class Settings:
     connection_ids: tuple[str, ...] = ()
     imodel_ids: tuple[str, ...] = ()
     rate_limit_per_minute: float = 500.0
+    rate_limit_per_hour: float | None = None  # None: no hourly budget
+    max_wait_s: float = 900.0  # a longer wait (Retry-After, hourly budget) stops the collection
+    allow_insecure_http: bool = False  # plain http to a non-loopback host carries secrets openly
     data_dir: Path = Path("data")
     # Knobs without an environment variable in the contract; config file / run config only.
     max_concurrency: int = 0  # requests in flight at most; 0: derived from the budget
@@ -72,7 +77,17 @@ class Settings:
     max_pages: int = 10_000
     full_pass_every_s: float = 86_400.0
     lock_timeout_s: float = 30.0  # how long a collection waits for another's warehouse lock
+    max_answer_mb: float = 64.0  # an answer inflating past this is refused, not read on
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate every field however the object was built (env, file, run config, code)."""
+        for name, value in _normalised(self).items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def max_answer_bytes(self) -> int:
+        return int(self.max_answer_mb * 1024 * 1024)
 
     @property
     def has_credentials(self) -> bool:
@@ -117,45 +132,67 @@ ENV_VARS: dict[str, str] = {
     "ITWIN_CONNECTION_IDS": "connection_ids",
     "ITWIN_IMODEL_IDS": "imodel_ids",
     "ITWIN_RATE_LIMIT_PER_MINUTE": "rate_limit_per_minute",
+    "ITWIN_RATE_LIMIT_PER_HOUR": "rate_limit_per_hour",
+    "ITWIN_MAX_WAIT_S": "max_wait_s",
+    check.INSECURE_HTTP_VAR: "allow_insecure_http",
     "ITWIN_RUNS_DATA_DIR": "data_dir",
 }
 CONFIG_FILE_VAR = "ITWIN_RUNS_CONFIG"
 
 
-def _split_ids(value: Any) -> tuple[str, ...]:
+_ENV_OF = {field_name: var for var, field_name in ENV_VARS.items()}
+_SECRETS = ("access_token", "client_secret")
+_URLS = ("base_url", "token_url")
+
+
+def _split_ids(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items = value.split(",")
     elif isinstance(value, list | tuple):
-        items = [str(v) for v in value]
+        items = [check.text(name, v, _ENV_OF.get(name)) for v in value]
     else:
         raise ConfigError(
-            f"expected a comma-separated string or a list, got {type(value).__name__}"
+            f"setting {check.label(name, _ENV_OF.get(name))}: expected a comma-separated "
+            f"string or a list, got {type(value).__name__}"
         )
-    return tuple(i.strip() for i in items if i.strip())
+    return normalize_ids(items)
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a raw setting (string from env, YAML scalar, run config) into its typed form."""
+    env_var = _ENV_OF.get(name)
     if value is None:
         return None
-    if name in ("access_token", "client_secret"):
-        return value if isinstance(value, Secret) else Secret(str(value))
+    if name in _SECRETS:
+        return value if isinstance(value, Secret) else Secret(check.text(name, value, env_var))
     if name in ("connection_ids", "imodel_ids"):
-        return _split_ids(value)
+        return _split_ids(name, value)
     if name == "data_dir":
-        return Path(str(value))
-    kind = {f.name: f.type for f in fields(Settings)}[name]
-    try:
-        if kind == "float":
-            out: Any = float(value)
-            if out <= 0 and name == "rate_limit_per_minute":
-                raise ValueError("must be positive")
-            return out
-        if kind == "int":
-            return int(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name} has an invalid value: {exc}") from None
-    return str(value)
+        return value if isinstance(value, Path) else Path(check.text(name, value, env_var))
+    if name == "allow_insecure_http":
+        return check.flag(name, value, env_var)
+    if name in check.BOUNDS:
+        return check.number(name, value, env_var)
+    return check.text(name, value, env_var)
+
+
+def _normalised(settings: Settings) -> dict[str, Any]:
+    """Every field checked and in its typed form; raises ConfigError naming the first bad one."""
+    out: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        value = _coerce(f.name, getattr(settings, f.name))
+        if f.name in _SECRETS and value is not None:
+            check.clean_credential(f.name, value.reveal(), _ENV_OF.get(f.name))
+        if f.name == "client_id" and value is not None:
+            check.clean_credential(f.name, value, _ENV_OF.get(f.name))
+        out[f.name] = value
+    for name in _URLS:
+        out[name] = check.safe_url(
+            name, out[name], _ENV_OF.get(name), allow_insecure_http=out["allow_insecure_http"]
+        )
+    return out
 
 
 def _from_mapping(base: Settings, values: Mapping[str, Any], source: str) -> Settings:

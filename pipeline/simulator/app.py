@@ -7,6 +7,7 @@ control of delivery (drip, cut bodies, resets) and the hot path should not copy 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import socket
 import struct
@@ -20,6 +21,7 @@ from pipeline.simulator import responses as r
 from pipeline.simulator.auth import TokenStore
 from pipeline.simulator.config import Faults, SimulatorConfig
 from pipeline.simulator.faults import (
+    PLATFORM_WAIT_HEADER,
     Fault,
     RateLimiter,
     draw,
@@ -71,6 +73,7 @@ class SimulatorApp:
         self.requests = requests
         self._transports = transports  # (host, port) of the client -> its transport
         self._limiter = RateLimiter()
+        self._hourly_limiter = RateLimiter()
         self._attempts: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,6 +139,8 @@ class SimulatorApp:
         if self.faults.token_endpoint_failures > 0:
             self.faults.token_endpoint_failures -= 1
             return r.server_error(503)
+        if self.faults.token_endpoint_throttled_s is not None:
+            return self._throttled(1, self.faults.token_endpoint_throttled_s)
         status, payload = self.tokens.issue(body, headers.get("authorization"))
         return r.json_reply(status, payload, [(b"cache-control", b"no-store")])
 
@@ -150,6 +155,11 @@ class SimulatorApp:
         client = self.tokens.client_of(token.strip()) if scheme.lower() == "bearer" else None
         if client is None:
             return r.invalid_token()
+        per_hour = self.faults.rate_limit_per_hour
+        if per_hour is not None:
+            allowed, _, wait = self._hourly_limiter.check(client, per_hour / 60.0, 3600.0)
+            if not allowed:
+                return self._throttled(per_hour, wait)
         limit = self.faults.rate_limit_per_minute
         if limit is None:
             return None
@@ -163,6 +173,7 @@ class SimulatorApp:
 
     def _throttled(self, limit: float, wait: float) -> r.Reply:
         headers = rate_limit_headers(limit, 0, wait)
+        headers.append((PLATFORM_WAIT_HEADER, str(max(1, math.ceil(wait))).encode()))
         value = retry_after_header(self.faults.retry_after, wait)
         if value is not None:
             headers.append((b"retry-after", value.encode("latin-1")))

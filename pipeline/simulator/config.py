@@ -23,15 +23,20 @@ class Faults:
     same URL was asked before, so a retry gets a fresh draw and a run is reproducible whatever
     the order concurrent requests arrive in.
 
-    Order of checks on an API call: latency, auth (401), rate limit (429 with Retry-After and
-    x-ratelimit-* headers), per-connection sets (404 unknown, 403 forbidden, 429 or 503
-    permanent), then one random fault: drop (half before any byte, half mid-body; half of
-    each a TCP reset), 5xx (500 JSON, 502 HTML, 503 text, 504 empty), truncated or HTML body
-    on a 200, or a drip; `slow_rate` adds `slow_seconds` on top. The token endpoint only sees
-    latency and `token_endpoint_failures` (503s). Every request lands in `sim.requests`.
+    Order of checks on an API call: latency, auth (401), rate limits per minute and per hour
+    (429 with Retry-After, iTwinPlatform-RateLimit-Retry-After-Seconds and x-ratelimit-*),
+    per-connection sets (404 unknown, 403 forbidden, 429 or 503 permanent), then one random
+    fault: drop (half before any byte, half mid-body; half of each a TCP reset), 5xx (500
+    JSON, 502 HTML, 503 text, 504 empty), truncated or HTML body on a 200, or a drip;
+    `slow_rate` adds `slow_seconds` on top. The token endpoint only sees latency,
+    `token_endpoint_failures` (503s) and `token_endpoint_throttled_s` (429s). Every request
+    lands in `sim.requests`.
     """
 
     rate_limit_per_minute: float | None = None
+    # The platform's hourly cap (the Community tier has 5,000): past it, a 429 whose wait runs
+    # until the oldest call of the last hour leaves the window.
+    rate_limit_per_hour: float | None = None
     # None: Retry-After is the integer seconds to wait. Otherwise a literal form to send:
     # "http-date", "past-date", "missing", or the header value itself ("0", "-5", "garbage", ...).
     retry_after: str | None = None
@@ -49,6 +54,8 @@ class Faults:
     permanent_429_connections: set[str] = field(default_factory=set)
     foreign_next_link: str | None = None
     token_endpoint_failures: int = 0
+    # Set: the token endpoint answers 429 asking for this many seconds (both wait headers).
+    token_endpoint_throttled_s: float | None = None
     seed: int = 0
     # Finer controls: the rate limit's window, and how a drip is paced (at most about 20
     # chunks of at least drip_chunk_bytes, drip_interval_s apart).

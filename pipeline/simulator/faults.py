@@ -89,6 +89,9 @@ def retry_after_header(form: str | None, wait_s: float) -> str | None:
     return form
 
 
+PLATFORM_WAIT_HEADER = b"itwinplatform-ratelimit-retry-after-seconds"
+
+
 def rate_limit_headers(limit: float, remaining: int, wait_s: float) -> list[tuple[bytes, bytes]]:
     """Headers like the platform's gateway sends with a limit (names as Azure APIM uses them)."""
     return [

@@ -29,9 +29,9 @@ def load_fixture(name: str) -> Any:
 def fast_settings(**changes: Any) -> Settings:
     """Settings with tiny backoffs and a generous budget so tests stay fast."""
     values: dict[str, Any] = {
-        "base_url": "http://api.test",
+        "base_url": "https://api.test",
         "access_token": Secret(CANARY_TOKEN),
-        "token_url": "http://api.test/connect/token",
+        "token_url": "https://api.test/connect/token",
         "rate_limit_per_minute": 60_000.0,
         "backoff_base_s": 0.01,
         "backoff_cap_s": 0.05,

@@ -12,12 +12,12 @@ import logging
 import httpx
 import pytest
 
+from pipeline.errors import ConfigError
 from pipeline.itwin.auth import ClientCredentialsAuth
 from pipeline.itwin.client import CallStats, ExportApiClient
 from pipeline.itwin.errors import (
     ApiError,
     AuthenticationError,
-    ConfigError,
     InvalidIdError,
     PermissionDeniedError,
     RateLimitedError,
@@ -59,7 +59,7 @@ async def test_every_request_sends_accept_and_bearer_token() -> None:
 @pytest.mark.anyio
 async def test_a_base_url_prefix_is_kept() -> None:
     api = MockApi(_run_ok)
-    settings = fast_settings(base_url="http://api.test/gateway")
+    settings = fast_settings(base_url="https://api.test/gateway")
     async with ExportApiClient(settings, transport=api.transport) as client:
         await client.get_run("c1", "r:1")
     assert api.requests[0].url.raw_path == b"/gateway/export/connections/c1/runs/r%3A1"
@@ -89,7 +89,7 @@ async def test_invalid_ids_send_nothing(call: object, parameter: str) -> None:
 
 def test_no_credentials_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        ExportApiClient(Settings(base_url="http://api.test"))
+        ExportApiClient(Settings(base_url="https://api.test"))
 
 
 def test_a_bad_base_url_is_a_config_error() -> None:

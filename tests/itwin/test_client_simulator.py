@@ -159,7 +159,7 @@ async def test_transient_faults_are_retried_to_a_complete_result(kind: str) -> N
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("form", [None, "http-date", "0", "-5", "garbage", "99999", "missing"])
+@pytest.mark.parametrize("form", [None, "http-date", "0", "-5", "garbage", "missing"])
 async def test_server_429s_are_waited_out_whatever_the_retry_after_form(form: str | None) -> None:
     faults = Faults(rate_limit_per_minute=300, rate_limit_window_s=1.0, retry_after=form)
     with simulator(faults) as sim:

@@ -13,6 +13,7 @@ import copy
 import itertools
 import json
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.itwin.page_parsing import UnreadableBody, parse_page
 from pipeline.transform.flatten import FetchedRun, flatten_runs
 from pipeline.warehouse.files import load_files
 from pipeline.warehouse.models import build_models
@@ -258,3 +260,120 @@ def test_sql_quotes_emoji_and_rtl_are_stored_byte_exact(tmp_path: Path) -> None:
         assert json.loads(payload) == run
         tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
     assert {"runs", "jobs", "tasks", "task_errors", "raw_runs", "quarantine"} <= tables
+
+
+# --- generated API pages through the client's tolerant page parser --------------------------
+#
+# The API path cannot quarantine a file: a bad run inside a page must come back rejected
+# with its raw text while the page's other runs come back parsed, a run repeating a key must
+# be kept raw, and a page whose own structure is broken (cut short, bad outside the runs)
+# must stay an error rather than a page missing runs. The oracle is the construction itself.
+
+BAD_VALUES: list[tuple[bytes, str]] = [
+    (b"NaN", "not a finite number"),
+    (b"Infinity", "not a finite number"),
+    (b"-Infinity", "not a finite number"),
+    (b"1e999", "not a finite number"),
+    (b'"\\ud800"', "lone surrogate"),
+    (b'"ok \\udc00 then"', "lone surrogate"),
+    (b"[" * 3000 + b"]" * 3000, "nested too deeply"),
+    (b'"\xff\xfe\xc3("', "not valid JSON"),
+    (b"[1, 2,]", "not valid JSON"),
+]
+TRICKY_BUT_VALID = [
+    b'"\\"runs\\": [1, 2,"',
+    b'"a\\":b"',
+    b'"\\\\"',
+    b'"]}{[,:"',
+    b'{"k": [], "l": {}}',
+    b'"caf\\u00e9 \\ud83d\\ude80"',
+    b'"escaped colon \\u003a here"',
+]
+SHADOWING = [b'"id": "shadowed"', b'"id": "sh\\u003aadowed"', b'"\\u0069d": "x"']
+SEPARATORS = [b",", b", ", b",\n    "]
+
+
+def _pool() -> list[tuple[bytes, str]]:
+    return [(json.dumps(r).encode(), r["id"]) for r in random_runs(300, seed=22)]
+
+
+def _inject(run: bytes, member: bytes) -> bytes:
+    return b"{" + member + b", " + run[1:]
+
+
+def generated_api_page(rng: Any, pool: list[tuple[bytes, str]], deep_every: int) -> dict[str, Any]:
+    """A page's bytes and what the parser must make of it."""
+    count = rng.randint(1, 8)
+    texts, expect = [], []
+    for _ in range(count):
+        run, run_id = pool[rng.randrange(len(pool))]
+        roll = rng.random()
+        if roll < 0.3:
+            value, reason = BAD_VALUES[rng.randrange(len(BAD_VALUES))]
+            if value.startswith(b"[[[") and rng.randrange(deep_every) == 0:
+                value = b"[" * 100_000 + b"]" * 100_000
+            texts.append(_inject(run, b'"hostile": ' + value))
+            expect.append(("rejected", reason))
+        elif roll < 0.45:
+            texts.append(_inject(run, SHADOWING[rng.randrange(len(SHADOWING))]))
+            expect.append(("duplicate", run_id))
+        elif roll < 0.6:
+            tricky = TRICKY_BUT_VALID[rng.randrange(len(TRICKY_BUT_VALID))]
+            texts.append(_inject(run, b'"note": ' + tricky))
+            expect.append(("good", run_id))
+        else:
+            texts.append(run)
+            expect.append(("good", run_id))
+    runs = SEPARATORS[rng.randrange(3)].join(texts)
+    tail = b'"_links": {"self": {"href": "x"}}, "extraTop": "]}"'
+    broken = rng.random() < 0.1
+    if broken and rng.random() < 0.5:
+        tail += b', "bad": NaN'
+    body = (
+        b'{"runs": [' + runs + b"], " + tail + b"}"
+        if rng.random() < 0.5
+        else b"{" + tail + b', "runs": [\n' + runs + b"\n]}"
+    )
+    if broken and b'"bad"' not in body:
+        body = body[: rng.randrange(1, len(body))]
+    return {"body": body, "texts": texts, "expect": expect, "broken": broken}
+
+
+def check_api_page(case: dict[str, Any]) -> str:
+    try:
+        page = parse_page(case["body"], "runs")
+    except UnreadableBody:
+        assert case["broken"], "a page with a sound structure was refused whole"
+        return "unreadable"
+    assert not case["broken"], "a broken page came back as if whole"
+    expect = case["expect"]
+    good_ids = [e[1] for e in expect if e[0] != "rejected"]
+    assert [r["id"] for r in page.body["runs"]] == good_ids
+    assert page.body["_links"] == {"self": {"href": "x"}} and page.body["extraTop"] == "]}"
+    rejected = [(i, e[1]) for i, e in enumerate(expect) if e[0] == "rejected"]
+    assert [(r.index, r.raw) for r in page.rejected] == [
+        (i, case["texts"][i].decode("utf-8", "backslashreplace")) for i, _ in rejected
+    ]
+    for got, (_, reason) in zip(page.rejected, rejected, strict=True):
+        assert reason in got.reason, (got.reason, reason)
+    dupes = [i for i, e in enumerate(expect) if e[0] == "duplicate"]
+    assert [(d.index, d.raw) for d in page.duplicate_keys] == [
+        (i, case["texts"][i].decode()) for i in dupes
+    ]
+    return "rejected" if page.rejected else "whole"
+
+
+def run_api_pages(figures: list[Any], *, pages: int, deep_every: int, name: str) -> None:
+    rng = random.Random(2212)
+    pool = _pool()
+    outcomes: dict[str, int] = {}
+    for _ in range(pages):
+        outcome = check_api_page(generated_api_page(rng, pool, deep_every))
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    figures.append({"figure": name, "pages": pages, **outcomes})
+    assert set(outcomes) == {"unreadable", "rejected", "whole"}  # every outcome really happened
+
+
+def test_generated_api_pages_keep_good_runs_and_reject_bad_ones(figures: list[Any]) -> None:
+    count = trials("api_page_examples", 10_000)
+    run_api_pages(figures, pages=count, deep_every=200, name="hostile_api_pages")

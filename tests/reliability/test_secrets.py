@@ -171,3 +171,66 @@ def test_canaries_never_reach_the_dagster_event_log(
     ]
     assert leaks == []
     assert leaks_in_files(tmp_path, canaries) == []
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ITWIN_ACCESS_TOKEN": CANARY_TOKEN + " "},
+        {"ITWIN_ACCESS_TOKEN": CANARY_TOKEN + "\r"},
+        {"ITWIN_CLIENT_ID": "sim-client", "ITWIN_CLIENT_SECRET": CANARY_SECRET + "\n"},
+        {"ITWIN_ACCESS_TOKEN": "t", "ITWIN_API_BASE_URL": f"https://u:{CANARY_SECRET}@a.example"},
+    ],
+    ids=["token-space", "token-cr", "secret-newline", "password-in-url"],
+)
+def test_a_bad_secret_is_one_line_at_configuration_and_never_echoed(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Under -v, the secret must not reach the HTTP stack's header errors or any log."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "-v", "collect"],
+        env={
+            **CLEAN_ENV,
+            "PYTHONPATH": str(ROOT),
+            "ITWIN_CONNECTION_IDS": "c1",
+            "ITWIN_RUNS_DATA_DIR": str(tmp_path / "data"),
+            **env,
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-800:]
+    assert CANARY_TOKEN not in output and CANARY_SECRET not in output
+    assert "whitespace or a control character" in output or "user name or password" in output
+
+
+def test_the_http_stack_logs_at_debug_carry_no_secret_or_url_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A record that would still carry a secret (ours or an issued token), or a URL's
+    user:password@, is redacted before any handler sees it, on httpx and httpcore loggers."""
+    caplog.set_level(logging.DEBUG)
+    with simulator() as sim:
+        settings = sim_settings(sim, Path("unused"), access_token=None)
+
+        async def collect() -> None:
+            async with ExportApiClient(settings) as client:
+                for conn in sim.direct_connection_ids:
+                    async for _ in client.list_runs(conn):
+                        pass
+
+        asyncio.run(collect())
+        issued = issued_tokens(sim)
+    assert issued, "the API issued a token to look for"
+    for name in ("httpx", "httpcore.http11", "httpcore.connection", "pipeline.itwin"):
+        logging.getLogger(name).debug(
+            "header error %r for https://user:pw-%s@h/x", f"Bearer {issued[0]}", CANARY_SECRET
+        )
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "HTTP Request: GET" in text  # httpx really logged the collection
+    assert [c for c in [CANARY_SECRET, *issued] if c in text] == []
+    assert text.count("https://***@h/x") == 4

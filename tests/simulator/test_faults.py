@@ -195,3 +195,35 @@ def test_faults_are_reproducible_per_url_and_fresh_per_retry() -> None:
     assert first == outcomes(9)
     assert first != outcomes(10)
     assert 200 in first and any(s >= 500 for s in first)
+
+
+@pytest.mark.parametrize("form", [None, "missing"])
+def test_the_hourly_cap_answers_429_asking_to_wait_until_the_hour_has_room(
+    small: SimulatorServer, form: str | None
+) -> None:
+    small.faults.rate_limit_per_hour = 2
+    small.faults.retry_after = form  # "missing": only the platform's own header
+    with client_for(small) as client:
+        assert [client.get(runs_url(small)).status_code for _ in range(2)] == [200, 200]
+        throttled = client.get(runs_url(small))
+    assert throttled.status_code == 429
+    platform = int(throttled.headers["itwinplatform-ratelimit-retry-after-seconds"])
+    assert 3500 < platform <= 3600
+    if form is None:
+        assert throttled.headers["retry-after"] == str(platform)
+    else:
+        assert "retry-after" not in throttled.headers
+
+
+def test_a_throttled_token_endpoint_says_how_long_to_wait() -> None:
+    faults = Faults(token_endpoint_throttled_s=1800)
+    with SimulatorServer(SimulatorConfig(faults=faults)) as sim:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": sim.client_id,
+            "client_secret": sim.client_secret,
+        }
+        answer = httpx.post(sim.token_url, data=form)
+    assert answer.status_code == 429
+    assert answer.headers["retry-after"] == "1800"
+    assert answer.headers["itwinplatform-ratelimit-retry-after-seconds"] == "1800"
