@@ -68,7 +68,7 @@ class Model:
     deps: tuple[str, ...]
     """Other models this one reads (its upstream assets)."""
     sources: tuple[str, ...]
-    """Core tables this one reads directly (runs, jobs, tasks, task_errors)."""
+    """Tables the pipeline fills that this one reads directly (see SOURCE_TABLES)."""
     kind: ModelKind
     """The folder it lives in; `marts` are the report models."""
     sql: str

@@ -162,8 +162,9 @@ def rows(con: duckdb.DuckDBPyConnection, model: str) -> list[dict[str, object]]:
 def mixed_warehouse(timezone: str = "Asia/Tokyo") -> Warehouse:
     """The hand-computed data set the model tests check against (see test_models.py).
 
-    Two connections over three UTC days; only c1 has connection details. c1/r2 starts 30 s before midnight UTC, which is
-    already the next day in Tokyo. c1/r3 is still running (3 March has no completed run).
+    Two connections over three UTC days; only c1 has connection details. c1/r2 starts 30 s
+    before midnight UTC, which is already the next day in Tokyo. c1/r3 is still running
+    (3 March has no completed run).
     """
     w = Warehouse.empty(timezone)
     w.connection("c1", "Plant <north>", "m1", "w1")  # c2 has runs but no details

@@ -41,10 +41,14 @@ COLUMNS = (
 )
 
 
-def grouped(key: str, *expected: tuple[object, ...]) -> list[object]:
-    """Rows written as (value, failed, occurrences, completed, rate, share, runs, ...):
+def grouped(key: str, *expected: tuple[object, ...]) -> list[dict[str, object]]:
+    """Rows written as (value, failed, occurrences, completed, rate, share, runs, ...);
     the interval of failed in completed is inserted after the rate."""
-    full = [(*r[:5], *wilson(int(r[1]), int(r[3])), *r[5:]) for r in expected]  # type: ignore[call-overload]
+    full = []
+    for row in expected:
+        failed, completed = row[1], row[3]
+        assert isinstance(failed, int) and isinstance(completed, int)
+        full.append((*row[:5], *wilson(failed, completed), *row[5:]))
     return approx_rows([dict(zip((key, *COLUMNS), row, strict=True)) for row in full])
 
 
