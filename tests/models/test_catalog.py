@@ -68,14 +68,8 @@ def dimension_row(value_column: str, *values: object) -> dict[str, object]:
     """(value, failed, occurrences, runs, connections, first, last) over 8 completed, 6 failed."""
     value, failed, occurrences, runs, connections, first, last = values
     assert isinstance(failed, int)
-    return dict(
-        zip(
-            (value_column, *DIMENSION_COLUMNS),
-            (value, failed, occurrences, 8, *rate(failed, 8), failed / 6, runs, connections)
-            + (first, last),
-            strict=True,
-        )
-    )
+    counts = (value, failed, occurrences, 8, *rate(failed, 8), failed / 6, runs, connections)
+    return dict(zip((value_column, *DIMENSION_COLUMNS), (*counts, first, last), strict=True))
 
 
 def test_fixability_api_first_then_exporter_then_connector(
