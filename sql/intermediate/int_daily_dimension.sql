@@ -3,13 +3,14 @@
 -- materialized: table (read by the dimension marts and the error-code trend)
 -- dimensions: error_code, phase, system, fixability, description_key. A run belongs to one
 -- day and one connection, so runs_affected adds up exactly across days and connections.
-with completed_tasks as (
+-- a completed task that neither failed nor has an error row adds nothing to any row
+with relevant_tasks as (
     select * from stg_tasks
-    where is_completed
+    where is_completed and (is_failed or has_error_row)
 ),
 
 task_dimensions as (
-    select * from completed_tasks
+    select * from relevant_tasks
     unpivot (value for dimension in (error_code, phase, system, fixability, description_key))
 ),
 
