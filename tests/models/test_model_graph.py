@@ -57,7 +57,12 @@ def test_project_models_are_ordered_and_classified_by_folder() -> None:
         assert model.is_report == (model.kind == "marts")
     assert report_models() == tuple(sorted(m.name for m in models if m.kind == "marts"))
     assert {"failure_rate_by_error_code", "failure_daily"} <= set(report_models())
-    assert {m.name: m.sources for m in models}["stg_runs"] == ("runs",)
+    sources = {m.name: m.sources for m in models}
+    assert sources["stg_runs"] == ("runs",)
+    # tables other parts of the pipeline fill are sources too, so Dagster shows the lineage
+    assert sources["stg_connections"] == ("connections",)
+    assert sources["stg_error_catalog"] == ("error_catalog",)
+    assert sources["stg_run_versions"] == ("raw_runs",)
     assert all(m.name.startswith("stg_") for m in models if m.kind == "staging")
     assert all(m.name.startswith("int_") for m in models if m.kind == "intermediate")
 

@@ -264,3 +264,24 @@ def test_every_rate_has_its_interval_and_it_contains_the_rate(
             f"or {column}_low < 0 or {column}_high > 1"
         ).fetchall()
         assert outside == [(0,)], (table, column)
+
+
+def test_a_task_whose_run_row_is_missing_counts_for_its_connection_on_no_day() -> None:
+    w = (
+        Warehouse.empty()
+        .run("c1", "r1", "2024-03-01 10:00:00+00")
+        .task("c1", "r1", "t1")
+        .task("c1", "r9", "t1", "Completed", "Error")  # r9 has no run row
+        .error("c1", "r9", "t1", "E9", "P", "S")
+    )
+    con = w.build()
+    assert con.execute(
+        "select completed_runs, completed_tasks, failed_tasks from failure_rate_by_connection"
+    ).fetchall() == [(1, 2, 1)]
+    assert con.execute(
+        "select day, completed_tasks, failed_tasks from failure_daily"
+    ).fetchall() == [(date(2024, 3, 1), 1, 0)]
+    assert con.execute(
+        "select error_code, failed_tasks, completed_tasks, runs_affected, first_seen "
+        "from failure_rate_by_error_code"
+    ).fetchall() == [("E9", 1, 2, 1, None)]
