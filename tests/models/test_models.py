@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 import duckdb
 import pytest
 
+from pipeline.warehouse.models import report_models
 from tests.models.builders import Warehouse, approx_rows, rate, rows, wilson
 
 U = "(unspecified)"
@@ -285,3 +286,20 @@ def test_a_task_whose_run_row_is_missing_counts_for_its_connection_on_no_day() -
         "select error_code, failed_tasks, completed_tasks, runs_affected, first_seen "
         "from failure_rate_by_error_code"
     ).fetchall() == [("E9", 1, 2, 1, None)]
+
+
+def test_report_columns_have_plain_types(mixed: duckdb.DuckDBPyConnection) -> None:
+    # sums are HUGEINT in DuckDB; the reports cast counts back so Parquet readers get int64
+    types = mixed.execute(
+        "select distinct data_type from information_schema.columns "
+        "where table_name in (select unnest(?))",
+        [list(report_models())],
+    ).fetchall()
+    assert {t for (t,) in types} <= {
+        "VARCHAR",
+        "BIGINT",
+        "DOUBLE",
+        "DATE",
+        "TIMESTAMP WITH TIME ZONE",
+        "BOOLEAN",
+    }
