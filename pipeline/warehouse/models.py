@@ -8,7 +8,8 @@ tables) it reads, and it must name exactly the tables its SQL reads (checked wit
 sqlglot). Staging and intermediate models become views unless the header says
 `-- materialized: table`; marts become tables. One `build_models` call is one
 transaction: a failing model leaves every model as it was, so readers never see a
-half-rebuilt set.
+half-rebuilt set. SQL macros in `sql/macros/` (e.g. the Wilson interval) are created
+first in the same transaction, so every model uses one definition.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ def _find_sql_dir() -> Path:
 
 SQL_DIR = _find_sql_dir()
 
-SOURCE_TABLES: frozenset[str] = frozenset(CORE_TABLES)
+# Tables the pipeline fills that models may read: the core tables, the raw versions kept
+# beside them (run history), connection details and Bentley's error catalogue.
+SOURCE_TABLES: frozenset[str] = frozenset(CORE_TABLES) | {
+    "raw_runs",
+    "connections",
+    "error_catalog",
+}
+MACROS_DIR = "macros"
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DEPENDS_ON = re.compile(r"^--\s*depends_on\s*:(.*)$", re.IGNORECASE)
@@ -60,7 +68,7 @@ class Model:
     deps: tuple[str, ...]
     """Other models this one reads (its upstream assets)."""
     sources: tuple[str, ...]
-    """Core tables this one reads directly (runs, jobs, tasks, task_errors)."""
+    """Tables the pipeline fills that this one reads directly (see SOURCE_TABLES)."""
     kind: ModelKind
     """The folder it lives in; `marts` are the report models."""
     sql: str
@@ -240,6 +248,20 @@ def _select(models: list[Model], names: Iterable[str] | None) -> list[Model]:
     return [m for m in models if m.name in wanted]
 
 
+def macro_files(sql_dir: Path | None = None) -> list[Path]:
+    """The files in `sql/macros/`, each a `create or replace macro` statement or more."""
+    return sorted(((sql_dir or SQL_DIR) / MACROS_DIR).glob("*.sql"))
+
+
+def create_macros(con: duckdb.DuckDBPyConnection, sql_dir: Path | None = None) -> None:
+    """Create (or replace) every macro the models call, before any model is built."""
+    for path in macro_files(sql_dir):
+        try:
+            con.execute(path.read_text(encoding="utf-8"))
+        except duckdb.Error as exc:
+            raise ModelError(f"sql/{MACROS_DIR}/{path.name}: {exc}") from exc
+
+
 def _create_statement(model: Model) -> str:
     # The body is a complete select; trailing semicolons would end the statement early.
     body = model.sql.strip().rstrip(";")
@@ -274,6 +296,7 @@ def build_models(
     counts: dict[str, int] = {}
     con.begin()
     try:
+        create_macros(con, sql_dir)
         for model in selected:
             try:
                 _drop_if_other_kind(con, model)

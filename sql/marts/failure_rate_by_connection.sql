@@ -1,64 +1,64 @@
 -- grain: one row per connection that has runs (connection_id)
--- depends_on: stg_runs, stg_tasks
-with runs as (
-    select * from stg_runs
+-- depends_on: int_daily_connection, stg_connections
+with daily_connection as (
+    select * from int_daily_connection
 ),
 
-tasks as (
-    select * from stg_tasks
+connections as (
+    select * from stg_connections
 ),
 
-run_totals as (
+totals as (
     select
         connection_id,
-        count(*) filter (where is_completed) as completed_runs,
-        count(*) filter (where is_failed) as failed_runs,
-        count(*) filter (where is_partial) as partial_runs
-    from runs
+        cast(sum(completed_runs) as bigint) as completed_runs,
+        cast(sum(failed_runs) as bigint) as failed_runs,
+        cast(sum(partial_runs) as bigint) as partial_runs,
+        cast(sum(completed_tasks) as bigint) as completed_tasks,
+        cast(sum(failed_tasks) as bigint) as failed_tasks
+    from daily_connection
     group by connection_id
+    -- a connection whose tasks have no run row has no runs: it gets no row
+    having count(last_run_id) > 0
 ),
 
--- run_id breaks ties between runs starting at the same instant, so the result is stable
+-- the latest of each day's latest runs; run_id breaks ties between equal start times
 latest_runs as (
     select
         connection_id,
-        run_start_time as last_run_start,
-        run_result as last_run_result
-    from runs
+        last_run_start,
+        last_run_result
+    from daily_connection
+    where last_run_id is not null
     qualify row_number() over (
         partition by connection_id
-        order by run_start_time desc nulls last, run_id desc
+        order by last_run_start desc nulls last, last_run_id desc
     ) = 1
-),
-
-task_totals as (
-    select
-        connection_id,
-        count(*) filter (where is_completed) as completed_tasks,
-        count(*) filter (where is_failed) as failed_tasks
-    from tasks
-    group by connection_id
 ),
 
 final as (
     select
-        run_totals.connection_id,
-        run_totals.completed_runs,
-        run_totals.failed_runs,
-        run_totals.partial_runs,
-        cast(run_totals.failed_runs as double) / nullif(run_totals.completed_runs, 0)
-            as run_failure_rate,
-        coalesce(task_totals.completed_tasks, 0) as completed_tasks,
-        coalesce(task_totals.failed_tasks, 0) as failed_tasks,
-        (
-            cast(coalesce(task_totals.failed_tasks, 0) as double)
-            / nullif(task_totals.completed_tasks, 0)
-        ) as task_failure_rate,
+        totals.connection_id,
+        connections.display_name,
+        connections.imodel_id,
+        connections.itwin_id,
+        totals.completed_runs,
+        totals.failed_runs,
+        totals.partial_runs,
+        cast(totals.failed_runs as double) / nullif(totals.completed_runs, 0) as run_failure_rate,
+        wilson_low(totals.failed_runs, totals.completed_runs) as run_failure_rate_low,
+        wilson_high(totals.failed_runs, totals.completed_runs) as run_failure_rate_high,
+        totals.completed_tasks,
+        totals.failed_tasks,
+        cast(totals.failed_tasks as double) / nullif(totals.completed_tasks, 0)
+            as task_failure_rate,
+        wilson_low(totals.failed_tasks, totals.completed_tasks) as task_failure_rate_low,
+        wilson_high(totals.failed_tasks, totals.completed_tasks) as task_failure_rate_high,
         latest_runs.last_run_start,
         latest_runs.last_run_result
-    from run_totals
-    inner join latest_runs on run_totals.connection_id = latest_runs.connection_id
-    left join task_totals on run_totals.connection_id = task_totals.connection_id
+    from totals
+    inner join latest_runs on totals.connection_id = latest_runs.connection_id
+    left join connections on totals.connection_id = connections.connection_id
 )
 
 select * from final

@@ -1,5 +1,5 @@
 -- grain: one row per task (connection_id, run_id, job_id, task_id), with its run and its error row
--- depends_on: tasks, task_errors, stg_runs
+-- depends_on: tasks, task_errors, stg_runs, stg_error_catalog
 -- materialized: table (read by several models; computed once per build)
 with tasks as (
     select * from tasks
@@ -11,6 +11,10 @@ task_errors as (
 
 runs as (
     select * from stg_runs
+),
+
+error_catalog as (
+    select * from stg_error_catalog
 ),
 
 joined as (
@@ -30,6 +34,13 @@ joined as (
         coalesce(task_errors.error_code, '(unspecified)') as error_code,
         coalesce(task_errors.phase, '(unspecified)') as phase,
         coalesce(task_errors.system, '(unspecified)') as system,
+        coalesce(task_errors.description_key, '(unspecified)') as description_key,
+        -- the API's canUserFix wins; the catalogue entry decides only when the API is silent
+        case coalesce(task_errors.can_user_fix, error_catalog.can_user_fix)
+            when true then 'user_fixable'
+            when false then 'not_user_fixable'
+            else '(unspecified)'
+        end as fixability,
         task_errors.message as error_message,
         runs.run_start_time,
         runs.run_day
@@ -39,6 +50,8 @@ joined as (
         and tasks.run_id = task_errors.run_id
         and tasks.job_id = task_errors.job_id
         and tasks.task_id = task_errors.task_id
+    left join error_catalog
+        on task_errors.description_key = error_catalog.description_key
     -- left join: a task whose run row is missing still counts towards the task totals
     left join runs
         on tasks.connection_id = runs.connection_id

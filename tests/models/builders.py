@@ -1,13 +1,26 @@
-"""Small builders that insert hand-written rows straight into the core tables."""
+"""Small builders that insert hand-written rows straight into the tables models read."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import duckdb
+import pytest
 
-from pipeline.warehouse.ddl import create_core_tables
+from pipeline.transform.schema import BOOKKEEPING_TABLES
+from pipeline.warehouse.ddl import create_core_tables, create_table_sql
 from pipeline.warehouse.models import build_models
+
+# The pipeline creates these two before building (their loaders live elsewhere); the model
+# tests write them by hand with the columns CONTRACT.md gives.
+SOURCE_DDL = (
+    "create table connections (connection_id varchar not null, display_name varchar, "
+    "imodel_id varchar, itwin_id varchar, authentication_type varchar, last_run_id varchar, "
+    "fetched_at timestamptz, extra json)",
+    "create table error_catalog (catalog varchar not null, description_key varchar not null, "
+    "description varchar, category varchar, can_user_fix boolean, kb_article_link varchar)",
+)
 
 
 @dataclass
@@ -22,6 +35,10 @@ class Warehouse:
         # The session TimeZone must not change any model's answer, so tests pick a non-UTC one.
         con.execute(f"set TimeZone = '{timezone}'")
         create_core_tables(con)
+        raw_schema, raw_key = BOOKKEEPING_TABLES["raw_runs"]
+        con.execute(create_table_sql("raw_runs", raw_schema, raw_key))
+        for ddl in SOURCE_DDL:
+            con.execute(ddl)
         return cls(con)
 
     def run(
@@ -31,11 +48,13 @@ class Warehouse:
         start: str | None,
         state: str = "Completed",
         result: str | None = "Succeeded",
+        duration_s: float | None = None,
     ) -> Warehouse:
         self.con.execute(
-            "insert into runs (connection_id, run_id, start_time, state, result) "
-            "values (?, ?, cast(? as timestamptz), ?, ?)",
-            [connection_id, run_id, start, state, result],
+            "insert into runs (connection_id, run_id, start_time, end_time, state, result, "
+            "duration_s) values (?, ?, cast(? as timestamptz), "
+            "cast(? as timestamptz) + to_microseconds(cast(? * 1e6 as bigint)), ?, ?, ?)",
+            [connection_id, run_id, start, start, duration_s, state, result, duration_s],
         )
         return self
 
@@ -65,12 +84,66 @@ class Warehouse:
         system: str | None,
         message: str | None = None,
         job_id: str = "j1",
+        description_key: str | None = None,
+        can_user_fix: bool | None = None,
     ) -> Warehouse:
         self.con.execute(
-            "insert into task_errors "
-            "(connection_id, run_id, job_id, task_id, error_code, phase, system, message) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [connection_id, run_id, job_id, task_id, error_code, phase, system, message],
+            "insert into task_errors (connection_id, run_id, job_id, task_id, error_code, "
+            "phase, system, message, description_key, can_user_fix) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                connection_id,
+                run_id,
+                job_id,
+                task_id,
+                error_code,
+                phase,
+                system,
+                message,
+                description_key,
+                can_user_fix,
+            ],
+        )
+        return self
+
+    def connection(
+        self,
+        connection_id: str,
+        display_name: str | None,
+        imodel_id: str | None,
+        itwin_id: str | None,
+    ) -> Warehouse:
+        self.con.execute(
+            "insert into connections (connection_id, display_name, imodel_id, itwin_id) "
+            "values (?, ?, ?, ?)",
+            [connection_id, display_name, imodel_id, itwin_id],
+        )
+        return self
+
+    def catalog_entry(
+        self,
+        catalog: str,
+        description_key: str,
+        description: str,
+        category: str | None = None,
+        can_user_fix: bool | None = None,
+        kb_article_link: str | None = None,
+    ) -> Warehouse:
+        self.con.execute(
+            "insert into error_catalog values (?, ?, ?, ?, ?, ?)",
+            [catalog, description_key, description, category, can_user_fix, kb_article_link],
+        )
+        return self
+
+    def raw_version(
+        self, connection_id: str, run_id: str, fetched_at: str, payload: str
+    ) -> Warehouse:
+        """A stored version of a run, as the collection keeps it (payload: the run's JSON)."""
+        self.con.execute(
+            "insert into raw_runs (connection_id, run_id, payload_hash, payload, fetched_at, "
+            "state) values (?, ?, md5(?), ?, cast(? as timestamptz), "
+            "json_extract_string(?, '$.state'))",
+            [connection_id, run_id, payload, payload, fetched_at, payload],
         )
         return self
 
@@ -89,10 +162,12 @@ def rows(con: duckdb.DuckDBPyConnection, model: str) -> list[dict[str, object]]:
 def mixed_warehouse(timezone: str = "Asia/Tokyo") -> Warehouse:
     """The hand-computed data set the model tests check against (see test_models.py).
 
-    Two connections over three UTC days. c1/r2 starts 30 s before midnight UTC, which is
-    already the next day in Tokyo. c1/r3 is still running (3 March has no completed run).
+    Two connections over three UTC days; only c1 has connection details. c1/r2 starts 30 s
+    before midnight UTC, which is already the next day in Tokyo. c1/r3 is still running
+    (3 March has no completed run).
     """
     w = Warehouse.empty(timezone)
+    w.connection("c1", "Plant <north>", "m1", "w1")  # c2 has runs but no details
     (
         w.run("c1", "r1", "2024-03-01 10:00:00+00", "Completed", "Error")
         .task("c1", "r1", "t1", "Completed", "Error")
@@ -132,3 +207,28 @@ def mixed_warehouse(timezone: str = "Asia/Tokyo") -> Warehouse:
         .error("c2", "r6", "t12", "W1", "P1", "S1")
     )
     return w
+
+
+Z = 1.959963984540054
+
+
+def wilson(k: int, n: int) -> tuple[float | None, float | None]:
+    """The 95% Wilson score interval of k in n, from CONTRACT.md's formula; NULLs when n = 0."""
+    if n == 0:
+        return None, None
+    centre = (k + Z * Z / 2) / (n + Z * Z)
+    half_width = Z * math.sqrt(k * (n - k) / n + Z * Z / 4) / (n + Z * Z)
+    return centre - half_width, centre + half_width
+
+
+def rate(k: int, n: int) -> tuple[float | None, float | None, float | None]:
+    """A rate column and its two interval companions, as the models give them."""
+    return (k / n if n else None, *wilson(k, n))
+
+
+def approx_rows(expected: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Rows compared exactly except floats, which allow rounding (interval bounds)."""
+    return [
+        {k: pytest.approx(v, abs=1e-12) if isinstance(v, float) else v for k, v in row.items()}
+        for row in expected
+    ]

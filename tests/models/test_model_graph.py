@@ -22,8 +22,9 @@ from pipeline.warehouse.models import (
     report_models,
     tables_read,
 )
+from tests.models.builders import Warehouse
 
-MODEL_FILES = sorted(SQL_DIR.glob("*/*.sql"))
+MODEL_FILES = sorted(p for layer in LAYERS for p in (SQL_DIR / layer).glob("*.sql"))
 
 
 def write_models(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -56,7 +57,12 @@ def test_project_models_are_ordered_and_classified_by_folder() -> None:
         assert model.is_report == (model.kind == "marts")
     assert report_models() == tuple(sorted(m.name for m in models if m.kind == "marts"))
     assert {"failure_rate_by_error_code", "failure_daily"} <= set(report_models())
-    assert {m.name: m.sources for m in models}["stg_runs"] == ("runs",)
+    sources = {m.name: m.sources for m in models}
+    assert sources["stg_runs"] == ("runs",)
+    # tables other parts of the pipeline fill are sources too, so Dagster shows the lineage
+    assert sources["stg_connections"] == ("connections",)
+    assert sources["stg_error_catalog"] == ("error_catalog",)
+    assert sources["stg_run_versions"] == ("raw_runs",)
     assert all(m.name.startswith("stg_") for m in models if m.kind == "staging")
     assert all(m.name.startswith("int_") for m in models if m.kind == "intermediate")
 
@@ -138,8 +144,7 @@ def test_a_new_sql_file_in_marts_is_a_new_report(tmp_path: Path) -> None:
         "select run_result, count(*) as runs from stg_runs where is_failed group by run_result\n"
     )
     assert "failed_runs_by_result" in report_models(sql_dir)
-    con = duckdb.connect()
-    create_core_tables(con)
+    con = Warehouse.empty().con
     con.execute(
         "insert into runs (connection_id, run_id, state, result) "
         "values ('c', 'r1', 'Completed', 'Error'), ('c', 'r2', 'Completed', 'Succeeded')"
@@ -204,9 +209,7 @@ def test_build_selected_models_only() -> None:
 
 
 def test_reports_are_tables() -> None:
-    con = duckdb.connect()
-    create_core_tables(con)
-    build_models(con)
+    con = Warehouse.empty().build()
     kinds = dict(
         con.execute("select table_name, table_type from information_schema.tables").fetchall()
     )
@@ -214,7 +217,10 @@ def test_reports_are_tables() -> None:
     # Staging: views, except the ones read by several models, declared tables.
     assert kinds["stg_runs"] == "VIEW"
     assert kinds["stg_tasks"] == "BASE TABLE"
-    assert kinds["int_failure_rate_by_dimension"] == "BASE TABLE"
+    # The day-grain layer is read by several marts; the roll-up over it is a view.
+    assert kinds["int_daily_connection"] == "BASE TABLE"
+    assert kinds["int_daily_dimension"] == "BASE TABLE"
+    assert kinds["int_failure_rate_by_dimension"] == "VIEW"
 
 
 def test_parse_materialized_reads_only_the_header() -> None:
@@ -252,3 +258,27 @@ def test_a_failing_model_rolls_back_the_whole_build(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"marts/zbad\.sql"):
         build_models(con, sql_dir=sql_dir)
     assert con.execute("select v from good").fetchall() == [("old",)]
+
+
+def test_macros_are_created_before_the_models_that_call_them(tmp_path: Path) -> None:
+    sql_dir = write_models(
+        tmp_path,
+        {
+            "macros/double_it": "create or replace macro double_it(x) as x * 2;",
+            "marts/doubled": "select double_it(21) as answer",
+        },
+    )
+    con = duckdb.connect()
+    assert build_models(con, sql_dir=sql_dir) == {"doubled": 1}
+    assert con.execute("select answer from doubled").fetchall() == [(42,)]
+
+
+def test_a_broken_macro_names_its_file_and_builds_nothing(tmp_path: Path) -> None:
+    sql_dir = write_models(
+        tmp_path,
+        {"macros/broken": "create or replace macro broken(x) as x +;", "marts/m": "select 1"},
+    )
+    con = duckdb.connect()
+    with pytest.raises(ModelError, match=r"sql/macros/broken\.sql"):
+        build_models(con, sql_dir=sql_dir)
+    assert con.execute("select count(*) from information_schema.tables").fetchall() == [(0,)]
