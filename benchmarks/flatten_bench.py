@@ -1,6 +1,6 @@
 """Pages on disk -> the four DuckDB tables: our path against DuckDB's own read_json + UNNEST.
 
-Ours is what `itwin-runs load` does (pipeline.warehouse.files.load_files into a fresh
+Ours is what `itwin-runs load` does (pipeline.sources.files.load_files into a fresh
 warehouse file: parse, validate, flatten, raw versions, atomic load). The reference is
 DuckDB reading the same page files and unnesting them into the same four tables. Each
 measurement runs in its own subprocess (so peak RSS is that method's alone), the two
@@ -74,7 +74,7 @@ REFERENCE_SQL = [
 
 
 def run_ours(pages: Path, db: Path, batch_runs: int) -> dict[str, int]:
-    from pipeline.warehouse.files import load_files
+    from pipeline.sources.files import load_files
     from pipeline.warehouse.store import open_warehouse
 
     with open_warehouse(db) as warehouse:
@@ -105,7 +105,7 @@ def child(method: str, pages: Path, db: Path, batch_runs: int) -> None:
     import orjson  # noqa: F401
     import pyarrow  # noqa: F401
 
-    import pipeline.warehouse.files  # noqa: F401
+    import pipeline.sources.files  # noqa: F401
 
     db.unlink(missing_ok=True)
     started = time.perf_counter()

@@ -77,3 +77,19 @@ def create_all_tables(con: duckdb.DuckDBPyConnection) -> None:
         if name not in existing:  # skipping existing tables keeps read-only opens working
             sql = create_table_sql(name, schema, key, primary_key=name in ENFORCED_KEYS)
             con.execute(sql).fetchall()
+    _create_lookup_index(con)
+
+
+# Classifying a batch looks its runs up by run_id (see load_sql.stored_versions_of); the
+# primary key's index is on both key columns, which DuckDB does not scan for IN lists.
+LOOKUP_INDEX = "raw_latest_run_id"
+
+
+def _create_lookup_index(con: duckdb.DuckDBPyConnection) -> None:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_indexes() WHERE index_name = ? "
+        "AND database_name = current_database()",
+        [LOOKUP_INDEX],
+    ).fetchall()
+    if not found[0][0]:  # checked first, so read-only opens of a made warehouse work
+        con.execute(f"CREATE INDEX {LOOKUP_INDEX} ON raw_latest (run_id)").fetchall()
