@@ -19,6 +19,16 @@ SAME_RUN = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
 # Run ids per index lookup: DuckDB scans the raw_latest(run_id) index for a constant IN
 # list of up to `index_scan_max_count` values (2,048 by default) and the table beyond.
 LOOKUP_IDS = 2_048
+# Stored runs from which classify looks a batch's runs up in the index rather than
+# joining all of raw_latest: a long IN list costs a fixed time to parse, a join grows
+# with the history; the crossover is measured by benchmarks/classify.py.
+LOOKUP_ABOVE_STORED_RUNS = 200_000
+
+STORED_RUNS_ESTIMATE = """
+SELECT estimated_size FROM duckdb_tables()
+WHERE table_name = 'raw_latest' AND database_name = current_database()
+    AND schema_name = current_schema()
+"""
 
 CREATE_STORED = """
 CREATE OR REPLACE TEMP TABLE _stored (
@@ -52,7 +62,7 @@ SELECT b.connection_id, b.run_id, b.payload_hash, b.fetched_at, b.state,
         ELSE 'changed'
     END AS outcome
 FROM {BATCH_TABLE} b
-LEFT JOIN _stored l USING (connection_id, run_id)
+LEFT JOIN {{stored}} l USING (connection_id, run_id)
 """
 
 COUNT_OUTCOMES = "SELECT connection_id, outcome, count(*) FROM _classified GROUP BY ALL"

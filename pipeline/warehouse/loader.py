@@ -17,6 +17,7 @@ from pipeline.warehouse.statements import (
     changed_settings,
     execute,
     execute_reading,
+    first_value,
     refuse_shadowing_table,
     transaction,
 )
@@ -110,7 +111,7 @@ class RunLoader:
 
     def apply(self, batch: FlatBatch) -> LoadStats:
         """The statements of a load, inside the caller's transaction."""
-        outcome = self._classify(batch.latest)
+        outcome = self.classify(batch.latest)
         # Statements with nothing to do still scan whole tables; skip them, so a
         # batch costs what it changes, not what the history holds.
         kinds = {kind for _, kind, n in outcome if n}
@@ -121,14 +122,17 @@ class RunLoader:
             self._run("INSERT quarantine", sql.INSERT_QUARANTINE, batch.quarantine)
         return _stats(outcome, batch.quarantine)
 
-    def _classify(self, latest: pa.Table) -> list[tuple[str, str, int]]:
-        self._run("clear stored", sql.CREATE_STORED)
-        run_ids = latest.column("run_id").to_pylist()
-        for start in range(0, len(run_ids), sql.LOOKUP_IDS):
-            self._run(
-                "look up stored", sql.stored_versions_of(run_ids[start : start + sql.LOOKUP_IDS])
-            )
-        self._run("classify", sql.CLASSIFY, latest)
+    def classify(self, latest: pa.Table) -> list[tuple[str, str, int]]:
+        """Sort the batch's runs into new, changed, unchanged and stale (in `_classified`)."""
+        stored = "raw_latest"
+        if int(first_value(self.con, sql.STORED_RUNS_ESTIMATE) or 0) > sql.LOOKUP_ABOVE_STORED_RUNS:
+            stored = "_stored"
+            self._run("clear stored", sql.CREATE_STORED)
+            run_ids = latest.column("run_id").to_pylist()
+            for start in range(0, len(run_ids), sql.LOOKUP_IDS):
+                chunk = run_ids[start : start + sql.LOOKUP_IDS]
+                self._run("look up stored", sql.stored_versions_of(chunk))
+        self._run("classify", sql.CLASSIFY.format(stored=stored), latest)
         rows = self.con.execute(sql.COUNT_OUTCOMES).fetchall()
         return [(str(c), str(o), int(n)) for c, o, n in rows]
 

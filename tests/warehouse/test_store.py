@@ -353,3 +353,34 @@ def test_a_bulk_load_lowers_duckdbs_limits_for_a_while() -> None:
         assert settings() == ("190.7 MiB", "61.0 MiB", "1")
         raise RuntimeError("even on the way out through an error")
     assert settings() == before
+
+
+def test_classifying_by_index_lookups_loads_exactly_what_the_join_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.warehouse import load_sql
+
+    runs = random_runs(30, seed=12)
+    runs[0]["id"] = "it's quoted"  # a run id needing escaping in the looked-up list
+    changed = copy.deepcopy(runs[:10])
+    for r in changed:
+        r["state"] = "Executing"
+
+    def history(w: Warehouse) -> list[Any]:
+        outcomes = [load(w, runs[:20]).total()]
+        outcomes.append(load(w, changed + runs[20:], at=T + timedelta(hours=1)).total())
+        outcomes.append(load(w, runs[:5], at=T - timedelta(days=1)).total())  # stale
+        outcomes.append(load(w, runs, at=T + timedelta(hours=2)).total())
+        return outcomes
+
+    joined = Warehouse.over(duckdb.connect())
+    by_join = history(joined)
+    monkeypatch.setattr(load_sql, "LOOKUP_ABOVE_STORED_RUNS", -1)
+    monkeypatch.setattr(load_sql, "LOOKUP_IDS", 7)  # several lookups per batch
+    looked_up = Warehouse.over(duckdb.connect())
+    labels: list[str] = []
+    looked_up.loader.between_statements = labels.append
+    assert history(looked_up) == by_join
+    assert "look up stored" in labels
+    assert snapshot(looked_up) == snapshot(joined)
+    assert by_join[2].stale == 5 and by_join[3].changed == 10
