@@ -30,6 +30,7 @@ from pipeline.transform.canonical import (
     payload_hash,
 )
 from pipeline.transform.fastpath import KNOWN_KEYS, flatten_clean
+from pipeline.transform.keys import add_keys_and_duration
 from pipeline.transform.schema import (
     CORE_TABLES,
     ERROR_FIELDS,
@@ -120,7 +121,7 @@ def flatten_runs(runs: Iterable[FetchedRun], rejected: Iterable[Rejected] = ()) 
     `rejected` are added to the quarantine as they are (the caller has the reason).
     """
     # The batch holds many small containers and creates no cycles; the cyclic collector's
-    # passes over them cost up to a third of the time (measured), so it waits meanwhile.
+    # passes over them would only cost, so it waits meanwhile.
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -287,8 +288,7 @@ def _raw_table(versions: list[_Version], skip: set[tuple[str, str, str]]) -> pa.
 def _text_column(texts: list[bytes]) -> pa.Array:
     """UTF-8 byte strings as one string column, without a Python object per value.
 
-    5x faster than converting the list (measured on run payloads); validated in full,
-    so a payload that is not UTF-8 still fails loudly rather than reaching DuckDB.
+    Much cheaper than converting the list; validated in full, so a payload that is not UTF-8 still fails loudly rather than reaching DuckDB.
     """
     lengths = accumulate(map(len, texts))
     data = pa.py_buffer(b"".join(texts))
@@ -365,22 +365,16 @@ def _flatten(
     _duplicates(job_parent, job_cols["job_id"], jobs, "jobs", problems)
     _duplicates(task_parent, task_cols["task_id"], tasks, "tasks", problems)
 
-    run_cols.update(connection_id=conn, run_id=run_id, duration_s=_duration(run_cols))
-    job_ix = pa.array(job_parent, pa.int64())
-    job_cols.update(connection_id=conn.take(job_ix), run_id=run_id.take(job_ix))
-    task_ix = pa.array(task_parent, pa.int64())
-    task_cols.update({k: job_cols[k].take(task_ix) for k in ("connection_id", "run_id", "job_id")})
-    error_ix = pa.array(error_parent, pa.int64())
-    error_cols.update(
-        {k: task_cols[k].take(error_ix) for k in ("connection_id", "run_id", "job_id", "task_id")}
-    )
+    columns = {"runs": run_cols, "jobs": job_cols, "tasks": task_cols, "task_errors": error_cols}
+    parents = {"jobs": job_parent, "tasks": task_parent, "task_errors": error_parent}
+    rows = {table: pa.array(ix, pa.int64()) for table, ix in parents.items()}
+    add_keys_and_duration(columns, conn, run_id, rows)
     owners = {
         "runs": runs.owner,
         "jobs": jobs.owner,
         "tasks": tasks.owner,
         "task_errors": errors.owner,
     }
-    columns = {"runs": run_cols, "jobs": job_cols, "tasks": task_cols, "task_errors": error_cols}
     tables = {name: _table(name, columns[name], owners[name], problems) for name in CORE_TABLES}
     return tables, problems
 
@@ -529,12 +523,6 @@ def _duplicates(
         if ident is not None:
             where = ents.label(row).rstrip(".").rsplit("[", 1)[0]
             problems.mark(ents.owner[row], f"{where}: id {ident!r} appears more than once")
-
-
-def _duration(cols: dict[str, pa.Array]) -> pa.Array:
-    start = cols["start_time"].view(pa.int64())
-    end = cols["end_time"].view(pa.int64())
-    return pc.divide(pc.subtract(end, start).cast(pa.float64()), 1e6)
 
 
 def _table(name: str, cols: dict[str, pa.Array], owner: list[int], problems: _Problems) -> pa.Table:

@@ -1,8 +1,8 @@
 """DuckDB DDL derived from the Arrow schemas in pipeline.transform.schema.
 
-The core tables carry no PRIMARY KEY constraint on purpose. Measured on 1M task rows
-(duckdb 2.0.1, file database): the ART index made inserts 3x slower, replacing 5k runs
-10x slower and the file 5.6x larger, and its memory grows with the history. Key
+The core tables carry no PRIMARY KEY constraint on purpose: an ART index on them makes
+inserts and replacing runs several times slower and the file larger, and its memory
+grows with the history (benchmarks/RESULTS.md). Key
 uniqueness is guaranteed by construction instead: the flattener quarantines runs with
 repeated job or task ids and keeps one version per run, and a load deletes a run's
 whole subtree before inserting it again; `raw_latest` (one row per run) keeps an
@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES, JSON_COLUMNS
 
-# Raw JSON compresses ~5x with zstd and checkpoints ~2x faster than with DuckDB's
-# default string compression (measured on generated payloads); it is read rarely.
+# Raw JSON compresses better with zstd and checkpoints faster than with DuckDB's
+# default string compression; it is read rarely.
 COLUMN_COMPRESSION = {("raw_runs", "payload"): "zstd", ("quarantine", "payload"): "zstd"}
 
 # Bookkeeping tables small enough (one row per run or per connection) to enforce keys.

@@ -180,14 +180,7 @@ class RunLoader:
             reader.close()
 
     def _insert_rebuilt(self, record_batch: pa.RecordBatch) -> LoadStats:
-        columns = record_batch.to_pydict()
-        runs = [
-            FetchedRun(cid, orjson.loads(payload), at)
-            for cid, payload, at in zip(
-                columns["connection_id"], columns["payload"], columns["fetched_at"], strict=True
-            )
-        ]
-        batch = flatten_runs(runs)
+        batch = _flattened_payloads(record_batch)
         for name in CORE_TABLES:
             self._run(f"INSERT {name}", sql.insert_from_batch(name), batch.tables[name])
         self._run("INSERT quarantine", sql.INSERT_QUARANTINE, batch.quarantine)
@@ -207,6 +200,18 @@ class RunLoader:
             refuse_shadowing_table(self.con)
             self._batch_name_checked = True
         execute_reading(self.con, statement, table)
+
+
+def _flattened_payloads(record_batch: pa.RecordBatch) -> FlatBatch:
+    """Stored versions (connection_id, payload, fetched_at) flattened again."""
+    columns = record_batch.to_pydict()
+    runs = [
+        FetchedRun(cid, orjson.loads(payload), at)
+        for cid, payload, at in zip(
+            columns["connection_id"], columns["payload"], columns["fetched_at"], strict=True
+        )
+    ]
+    return flatten_runs(runs)
 
 
 def _stats(outcome: list[tuple[str, str, int]], quarantine: pa.Table) -> LoadStats:
