@@ -111,10 +111,12 @@ def _load_section(r: dict[str, Any]) -> list[str]:
         f"Load average (1/5/15 min) before: {r['load_avg'][0]}; after: {r['load_avg'][1]}. "
         f"{len(r['cli']['wall'])} alternating rounds, each method in a fresh process. The "
         "load part runs to the 'loaded' line (imports included); the whole command adds, for "
-        "ours, the SQL models, Parquet and HTML via Dagster. RSS: peak of the process tree.",
+        "ours, the SQL models, Parquet and HTML via Dagster. Medians; CPU is user + system of the "
+        "whole command (on a shared machine it moves less than wall time). RSS: peak of the "
+        "process tree.",
         "",
-        "| method | load part s (median) | whole command s (median) | peak RSS MB | rounds |",
-        "|---|---|---|---|---|",
+        "| method | load part s | whole command s | CPU s | peak RSS MB | rounds (part/whole) |",
+        "|---|---|---|---|---|---|",
     ]
     for method, label in labels.items():
         m = r[method]
@@ -124,7 +126,7 @@ def _load_section(r: dict[str, Any]) -> list[str]:
         rounds = ", ".join(f"{p:.1f}/{w:.1f}" for p, w in pairs)
         lines.append(
             f"| {label} | {med(m['load_part']):.1f} | {med(m['wall']):.1f} | "
-            f"{max(m['rss']):.0f} | {rounds} |"
+            f"{med(m['cpu']):.1f} | {max(m['rss']):.0f} | {rounds} |"
         )
     ours_part, ours_whole = med(r["cli"]["load_part"]), med(r["cli"]["wall"])
     for key, name in (("bare", "bare"), ("like", "like-for-like")):
