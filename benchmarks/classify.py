@@ -2,8 +2,9 @@
 
 For each history size, a warehouse file whose raw_latest holds that many runs (filled
 with SQL, kept under benchmarks/.work for reuse), then batches of 2,000 runs (half
-stored, half new) classified by RunLoader.classify, and, for comparison, by the plain
-join of the batch against all of raw_latest. Prints milliseconds per batch.
+stored, half new) classified by RunLoader.classify both ways: joining the batch with
+all of raw_latest, and looking its runs up in the raw_latest(run_id) index. Prints
+milliseconds per batch; loads switch ways at load_sql.LOOKUP_ABOVE_STORED_RUNS.
 
     .venv/bin/python -m benchmarks.classify [--sizes 10000,300000,1000000] [--batches 10]
 """
@@ -21,18 +22,12 @@ import pyarrow as pa
 
 from benchmarks.measure import WORK, load_average
 from pipeline.transform.schema import RAW_LATEST
-from pipeline.warehouse.statements import BATCH_TABLE, execute, execute_reading
+from pipeline.warehouse import load_sql
+from pipeline.warehouse.statements import execute
 from pipeline.warehouse.store import Warehouse, open_warehouse
 
 BATCH_RUNS = 2_000
 CONNECTIONS = 1_000
-
-# The statement classify replaced: it reads every row of raw_latest.
-JOIN_ALL = f"""
-CREATE OR REPLACE TEMP TABLE _joined AS
-SELECT b.run_id, l.payload_hash FROM {BATCH_TABLE} b
-LEFT JOIN raw_latest l USING (connection_id, run_id)
-"""
 
 
 def history(size: int) -> Path:
@@ -75,23 +70,26 @@ def batch(size: int, rng: random.Random) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=RAW_LATEST)
 
 
-def per_batch_ms(w: Warehouse, size: int, batches: int) -> tuple[list[float], list[float]]:
+def per_batch_ms(w: Warehouse, size: int, batches: int, lookups: bool) -> list[float]:
+    """Milliseconds of RunLoader.classify per batch, by index lookups or by the join."""
     rng = random.Random(size)
-    ours, join_all = [], []
-    for _ in range(batches):
-        latest = batch(size, rng)
-        started = time.perf_counter()
-        outcome = w.loader.classify(latest)
-        ours.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        execute_reading(w.con, JOIN_ALL, latest)
-        join_all.append((time.perf_counter() - started) * 1000)
+    chosen = load_sql.LOOKUP_ABOVE_STORED_RUNS
+    load_sql.LOOKUP_ABOVE_STORED_RUNS = -1 if lookups else 2**62
+    try:
+        times = []
+        for _ in range(batches):
+            latest = batch(size, rng)
+            started = time.perf_counter()
+            outcome = w.loader.classify(latest)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        load_sql.LOOKUP_ABOVE_STORED_RUNS = chosen
     counts: dict[str, int] = {}
     for _, kind, n in outcome:
         counts[kind] = counts.get(kind, 0) + n
     if sum(counts.values()) != BATCH_RUNS or counts.get("new") != BATCH_RUNS // 2:
         raise RuntimeError(f"classified {counts}, expected half of {BATCH_RUNS} runs new")
-    return ours, join_all
+    return times
 
 
 def main() -> None:
@@ -100,17 +98,15 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=10)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    print(f"load average {load_average()}")
-    print(f"{'stored runs':>12s} {'classify ms (median, all)':>40s} {'join all ms (median)':>22s}")
+    print(f"load average {load_average()}; ms per {BATCH_RUNS:,}-run batch, median (all)")
+    print(f"loads use index lookups above {load_sql.LOOKUP_ABOVE_STORED_RUNS:,} stored runs")
     for size in (int(s) for s in args.sizes.split(",")):
         with open_warehouse(history(size)) as w:
-            ours, join_all = per_batch_ms(w, size, args.batches)
-        rounds = " ".join(f"{x:.0f}" for x in ours)
-        print(
-            f"{size:12,d} {statistics.median(ours):8.1f} ({rounds})"
-            f" {statistics.median(join_all):14.1f}",
-            flush=True,
-        )
+            for lookups in (False, True):  # alternating, so load on the machine hits both
+                times = per_batch_ms(w, size, args.batches, lookups)
+                way = "index lookups" if lookups else "join all"
+                rounds = " ".join(f"{x:.0f}" for x in times)
+                print(f"{size:>10,d} {way:14s} {statistics.median(times):7.1f} ({rounds})")
     print(f"load average {load_average()}")
 
 
