@@ -288,7 +288,8 @@ def _raw_table(versions: list[_Version], skip: set[tuple[str, str, str]]) -> pa.
 def _text_column(texts: list[bytes]) -> pa.Array:
     """UTF-8 byte strings as one string column, without a Python object per value.
 
-    Much cheaper than converting the list; validated in full, so a payload that is not UTF-8 still fails loudly rather than reaching DuckDB.
+    Much cheaper than converting the list; validated in full, so a payload that is not
+    UTF-8 still fails loudly rather than reaching DuckDB.
     """
     lengths = accumulate(map(len, texts))
     data = pa.py_buffer(b"".join(texts))
