@@ -216,9 +216,7 @@ def cmd_load(
         open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse,
         FileLoadProgress(_interactive(), sys.stderr) as progress,
     ):
-        outcome = load_files(
-            paths, warehouse, default_connection_id=connection, on_batch=progress
-        )
+        outcome = load_files(paths, warehouse, default_connection_id=connection, on_batch=progress)
     print(f"loaded {outcome}", file=sys.stderr)
     if not _execute("report_job", settings, config_file):
         return EXIT_FAILED
