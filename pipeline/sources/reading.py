@@ -23,7 +23,7 @@ _LINE_SUFFIXES = (".ndjson", ".jsonl")
 SUFFIXES = (".json", *_LINE_SUFFIXES)
 
 # Runs flattened and loaded together: memory is bounded by a batch, and larger batches
-# save little per-statement overhead (benchmarks/RESULTS.md).
+# save little per-statement overhead.
 BATCH_RUNS = 2_500
 
 

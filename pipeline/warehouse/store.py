@@ -25,7 +25,7 @@ MEMORY_LIMIT = "512MB"
 # Rows per row group of the tables we write (DuckDB's default is 122,880). A checkpoint
 # rewrites each table's last, partly filled row group, which with raw payloads of a few
 # KB a run is large; smaller groups make frequent commits cheaper for a slightly larger
-# file (benchmarks/RESULTS.md). A setting of the attachment, not stored in the file.
+# file. A setting of the attachment, not stored in the file.
 WRITE_ROW_GROUP_SIZE = 16_384
 
 _HOLDER = re.compile(r"[Cc]onflicting lock is held in (.*?) \(PID (\d+)\)")
