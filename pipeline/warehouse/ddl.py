@@ -4,9 +4,9 @@ The core tables carry no PRIMARY KEY constraint on purpose: an ART index on them
 inserts and replacing runs several times slower and the file larger, and its memory
 grows with the history. Key uniqueness is guaranteed by construction instead: the
 flattener quarantines runs with repeated job or task ids and keeps one version per
-run, and a load deletes a run's
-whole subtree before inserting it again; `raw_latest` (one row per run) keeps an
-enforced key, and pipeline.warehouse.quality.duplicate_keys checks the core tables.
+run, and a load deletes a run's whole subtree before inserting it again; `raw_latest`
+(one row per run) keeps an enforced key, and pipeline.warehouse.quality.duplicate_keys
+checks the core tables.
 """
 
 from __future__ import annotations
