@@ -22,7 +22,7 @@ LOOKUP_IDS = 2_048
 # Stored runs from which classify looks a batch's runs up in the index rather than
 # joining all of raw_latest: a long IN list costs a fixed time to parse, a join grows
 # with the history; the crossover is measured by benchmarks/classify.py.
-LOOKUP_ABOVE_STORED_RUNS = 600_000
+LOOKUP_ABOVE_STORED_RUNS = 300_000
 
 STORED_RUNS_ESTIMATE = """
 SELECT estimated_size FROM duckdb_tables()
