@@ -73,7 +73,7 @@ def collection(
         result = asyncio.run(
             collect(settings, store, progress=progress, force_full=config.full_pass)
         )
-        counts = store.table_counts()
+        counts = store.bookkeeping.table_counts()
     shared: dict[str, Any] = {
         "requests": result.totals.requests,
         "retries": result.totals.retries,

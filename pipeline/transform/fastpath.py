@@ -1,8 +1,8 @@
 """The vectorised flattening of a clean batch; it declines anything unusual.
 
 Arrow converts the whole batch in one call to a fixed nested type holding every known
-key. Converting to a known type is 2.5x cheaper than letting Arrow infer one (31 vs 77
-ms per 2,500 runs, measured), but it is lenient where inference was strict, so the shape
+key. Converting to a known type is cheaper than letting Arrow infer one, but it is
+lenient where inference was strict, so the shape
 is checked first, in Python, where that leniency could hide a wrong value: each level
 must be a list of exact dicts (Arrow would take a string or a tuple as a list, a list of
 pairs as an object), integer fields must hold exact ints (Arrow would truncate 1.5 to
@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.transform.canonical import UnreadablePayload, extra_json
+from pipeline.transform.keys import add_keys_and_duration
 from pipeline.transform.schema import (
     CORE_TABLES,
     ERROR_FIELDS,
@@ -134,8 +135,8 @@ def _walk(payloads: Sequence[dict[str, Any]]) -> _Tree:
 
 
 def _values(dicts: Sequence[dict[str, Any]], key: str) -> list[Any]:
-    # map over dict.get loops in C: 0.87 ms for 25,000 dicts against 0.98 ms for a
-    # comprehension (measured); it also needs every item to be an exact dict, as checked.
+    # map over dict.get loops in C, cheaper than a comprehension; it also needs every item
+    # to be an exact dict, as checked.
     return list(map(dict.get, dicts, repeat(key)))
 
 
@@ -167,20 +168,16 @@ def _flatten(
     tasks, task_parent = _children_of(jobs, "tasks")
     errors, error_parent = _errors_of(tasks)
 
-    run_cols = _columns(runs, tree.runs, "runs", RUN_FIELDS)
-    run_cols.update(connection_id=conn, run_id=run_id, duration_s=_duration(run_cols))
-    job_cols = _columns(jobs, tree.jobs, "jobs", JOB_FIELDS)
-    _no_repeats(job_parent, job_cols["job_id"])
-    job_cols.update(connection_id=conn.take(job_parent), run_id=run_id.take(job_parent))
-    task_cols = _columns(tasks, tree.tasks, "tasks", TASK_FIELDS)
-    _no_repeats(task_parent, task_cols["task_id"])
-    task_cols.update(
-        {k: job_cols[k].take(task_parent) for k in ("connection_id", "run_id", "job_id")}
-    )
-    error_cols = _columns(errors, tree.errors, "task_errors", ERROR_FIELDS)
-    parent_keys = ("connection_id", "run_id", "job_id", "task_id")
-    error_cols.update({k: task_cols[k].take(error_parent) for k in parent_keys})
-    columns = {"runs": run_cols, "jobs": job_cols, "tasks": task_cols, "task_errors": error_cols}
+    columns = {
+        "runs": _columns(runs, tree.runs, "runs", RUN_FIELDS),
+        "jobs": _columns(jobs, tree.jobs, "jobs", JOB_FIELDS),
+        "tasks": _columns(tasks, tree.tasks, "tasks", TASK_FIELDS),
+        "task_errors": _columns(errors, tree.errors, "task_errors", ERROR_FIELDS),
+    }
+    _no_repeats(job_parent, columns["jobs"]["job_id"])
+    _no_repeats(task_parent, columns["tasks"]["task_id"])
+    parents = {"jobs": job_parent, "tasks": task_parent, "task_errors": error_parent}
+    add_keys_and_duration(columns, conn, run_id, parents)
     return {
         name: pa.table({n: columns[name][n] for n in schema.names}, schema=schema)
         for name, (schema, _) in CORE_TABLES.items()
@@ -226,8 +223,7 @@ def _rows_maybe_extra(values: pa.StructArray, dicts: Sequence[dict[str, Any]]) -
     """Rows with more keys than non-null known fields: only they can hold an extra key.
 
     A row's known keys are all in `values`' type, so a row whose key count equals its
-    count of non-null fields has no other key. A quarter of rows remain (measured), and
-    only they are looked at in Python.
+    count of non-null fields has no other key; only the rows left are looked at in Python.
     """
     always = 0  # fields valid in every row add one each, without a kernel call
     non_null: pa.Array | None = None
@@ -262,19 +258,13 @@ def _column(values: pa.Array, column: str, target: pa.DataType) -> pa.Array:
 
 
 def _no_repeats(parent: pa.Array, ids: pa.Array) -> None:
-    # unique() takes half the time of count_distinct() on these ids (measured: 2.3 vs
-    # 4.8 ms for 25,000); ids hold no nulls here, so both count the same.
+    # unique() is cheaper than count_distinct() on these ids; ids hold no nulls here, so
+    # both count the same.
     if len(ids) < 2 or len(pc.unique(ids)) == len(ids):
         return  # ids unique in the whole batch (GUIDs, as a rule), so within each parent
     pairs = pa.table({"parent": parent, "id": ids})
     if pairs.group_by(["parent", "id"]).aggregate([]).num_rows != len(ids):
         raise _Decline
-
-
-def _duration(cols: dict[str, pa.Array]) -> pa.Array:
-    start = cols["start_time"].view(pa.int64())
-    end = cols["end_time"].view(pa.int64())
-    return pc.divide(pc.subtract(end, start).cast(pa.float64()), 1e6)
 
 
 # --- extra: the fields without a column, as JSON with sorted keys --------------------------

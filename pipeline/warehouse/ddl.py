@@ -1,12 +1,12 @@
 """DuckDB DDL derived from the Arrow schemas in pipeline.transform.schema.
 
-The core tables carry no PRIMARY KEY constraint on purpose. Measured on 1M task rows
-(duckdb 2.0.1, file database): the ART index made inserts 3x slower, replacing 5k runs
-10x slower and the file 5.6x larger, and its memory grows with the history. Key
-uniqueness is guaranteed by construction instead: the flattener quarantines runs with
-repeated job or task ids and keeps one version per run, and a load deletes a run's
-whole subtree before inserting it again; `raw_latest` (one row per run) keeps an
-enforced key, and pipeline.warehouse.quality.duplicate_keys checks the core tables.
+The core tables carry no PRIMARY KEY constraint on purpose: an ART index on them makes
+inserts and replacing runs several times slower and the file larger, and its memory
+grows with the history. Key uniqueness is guaranteed by construction instead: the
+flattener quarantines runs with repeated job or task ids and keeps one version per
+run, and a load deletes a run's whole subtree before inserting it again; `raw_latest`
+(one row per run) keeps an enforced key, and pipeline.warehouse.quality.duplicate_keys
+checks the core tables.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES, JSON_COLUMNS
 
-# Raw JSON compresses ~5x with zstd and checkpoints ~2x faster than with DuckDB's
-# default string compression (measured on generated payloads); it is read rarely.
+# Raw JSON compresses better with zstd and checkpoints faster than with DuckDB's
+# default string compression; it is read rarely.
 COLUMN_COMPRESSION = {("raw_runs", "payload"): "zstd", ("quarantine", "payload"): "zstd"}
 
 # Bookkeeping tables small enough (one row per run or per connection) to enforce keys.
@@ -77,3 +77,19 @@ def create_all_tables(con: duckdb.DuckDBPyConnection) -> None:
         if name not in existing:  # skipping existing tables keeps read-only opens working
             sql = create_table_sql(name, schema, key, primary_key=name in ENFORCED_KEYS)
             con.execute(sql).fetchall()
+    _create_lookup_index(con)
+
+
+# Classifying a batch looks its runs up by run_id (see load_sql.stored_versions_of); the
+# primary key's index is on both key columns, which DuckDB does not scan for IN lists.
+LOOKUP_INDEX = "raw_latest_run_id"
+
+
+def _create_lookup_index(con: duckdb.DuckDBPyConnection) -> None:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_indexes() WHERE index_name = ? "
+        "AND database_name = current_database()",
+        [LOOKUP_INDEX],
+    ).fetchall()
+    if not found[0][0]:  # checked first, so read-only opens of a made warehouse work
+        con.execute(f"CREATE INDEX {LOOKUP_INDEX} ON raw_latest (run_id)").fetchall()

@@ -10,12 +10,11 @@ import pytest
 
 from pipeline.definitions import WAREHOUSE_FILE, build_definitions
 from pipeline.defs.resources import WarehouseResource
+from pipeline.sources.files import load_files
 from pipeline.transform.schema import CORE_TABLES
-from pipeline.warehouse.files import load_files
 from pipeline.warehouse.store import WRITE_ROW_GROUP_SIZE, WarehouseLockedError, open_warehouse
+from tests.support import start_paused_load, write_pages
 from tests.transform.builders import random_runs
-from tests.warehouse.test_files import write_pages
-from tests.warehouse.test_processes import start_child
 
 LOADED_TABLES = (*CORE_TABLES, "raw_runs")
 
@@ -58,7 +57,7 @@ def test_building_the_models_leaves_the_loaded_tables_as_written(tmp_path: Path)
 def test_a_step_waits_for_another_process_then_names_it(tmp_path: Path) -> None:
     path = tmp_path / WAREHOUSE_FILE
     duckdb.connect(str(path)).close()
-    child = start_child(path, "classify")  # holds the file, paused inside a load
+    child = start_paused_load(path, "classify")  # holds the file, paused inside a load
     try:
         resource = WarehouseResource(database=str(path), lock_timeout_s=0.5)
         with pytest.raises(WarehouseLockedError) as caught, resource.get_connection():

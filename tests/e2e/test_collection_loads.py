@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.collection import _MergingLoader
 from pipeline.transform.flatten import FetchedRun
-from pipeline.warehouse.store import LoadStats
+from pipeline.warehouse.loader import LoadStats
 from tests.transform.builders import T0, run
 
 

@@ -122,7 +122,7 @@ def after_crash_problems(data_dir: Path, w: World) -> list[str]:
     problems: list[str] = []
     try:
         with open_warehouse(path, lock_timeout_s=10) as reopened:
-            reopened.table_counts()
+            reopened.bookkeeping.table_counts()
     except Exception as exc:  # the point: it must open without manual repair
         return [f"does not reopen: {exc!r}"]
     problems += integrity_problems(path)

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.itwin.page_parsing import UnreadableBody, parse_page
+from pipeline.sources.files import load_files
 from pipeline.transform.flatten import FetchedRun, flatten_runs
-from pipeline.warehouse.files import load_files
 from pipeline.warehouse.models import build_models
 from pipeline.warehouse.store import Warehouse, open_warehouse
 from tests.reliability.conftest import trials
@@ -127,7 +127,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
         from datetime import UTC, datetime
 
         at = datetime(2025, 1, 1, tzinfo=UTC)
-        w.load(flatten_runs([FetchedRun(STORED, r, at) for r in random_runs(40, seed=5)]))
+        w.loader.load(flatten_runs([FetchedRun(STORED, r, at) for r in random_runs(40, seed=5)]))
         build_models(w.con)  # so the snapshot has every table
     return path, restrict(snapshot(path), {STORED})
 

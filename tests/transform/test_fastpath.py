@@ -15,8 +15,8 @@ import pipeline.transform.flatten as flatten_module
 from pipeline.transform.fastpath import flatten_clean
 from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
 from tests.transform.builders import error, job, run, task
-from tests.transform.test_flatten_hostile import NOW
-from tests.transform.test_flatten_hostile import runs as hostile_runs
+from tests.transform.strategies import NOW
+from tests.transform.strategies import runs as hostile_runs
 
 
 def both_paths(inputs: list[FetchedRun]) -> tuple[FlatBatch, FlatBatch]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import weakref
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -16,25 +16,18 @@ import pytest
 from pipeline.errors import ITwinRunsError
 from pipeline.transform.flatten import FetchedRun, flatten_runs
 from pipeline.transform.schema import CORE_TABLES
-from pipeline.warehouse.store import BATCH, CollectionLogEntry, Warehouse
+from pipeline.warehouse.bookkeeping import CollectionLogEntry
+from pipeline.warehouse.statements import BATCH_TABLE
+from pipeline.warehouse.store import Warehouse
+from tests.support import LOAD_TIME as T
+from tests.support import load_runs as load
+from tests.support import stored_rows as snapshot
 from tests.transform.builders import error, job, random_runs, run, task
-
-T = datetime(2024, 5, 1, tzinfo=UTC)
-
-
-def snapshot(
-    w: Warehouse, tables: tuple[str, ...] = (*CORE_TABLES, "raw_runs", "raw_latest", "quarantine")
-) -> dict[str, Any]:
-    return {t: w.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
-
-
-def load(w: Warehouse, payloads: list[dict[str, Any]], at: datetime = T, conn: str = "c1") -> Any:
-    return w.load(flatten_runs([FetchedRun(conn, copy.deepcopy(p), at) for p in payloads]))
 
 
 @pytest.fixture
 def w() -> Warehouse:
-    return Warehouse(duckdb.connect())
+    return Warehouse.over(duckdb.connect())
 
 
 def test_loading_the_same_runs_twice_changes_nothing(w: Warehouse) -> None:
@@ -53,7 +46,7 @@ def test_a_batch_of_new_and_known_runs_adds_only_the_new_ones(w: Warehouse) -> N
     load(w, runs[:25])
     stats = load(w, runs).for_connection("c1")  # 25 known (unchanged), 15 new
     assert (stats.new, stats.unchanged) == (15, 25)
-    direct = Warehouse(duckdb.connect())
+    direct = Warehouse.over(duckdb.connect())
     load(direct, runs)
     assert snapshot(w, tuple(CORE_TABLES)) == snapshot(direct, tuple(CORE_TABLES))
 
@@ -74,25 +67,30 @@ def test_a_run_that_completes_gains_tasks_and_loses_an_error_is_replaced_exactly
     )
     stats = load(w, [done], at=T + timedelta(minutes=5)).for_connection("c1")
     assert (stats.new, stats.changed) == (0, 1)
-    direct = Warehouse(duckdb.connect())
+    direct = Warehouse.over(duckdb.connect())
     load(direct, [done, other])
     assert snapshot(w, tuple(CORE_TABLES)) == snapshot(direct, tuple(CORE_TABLES))
     assert w.con.execute("SELECT count(*) FROM task_errors WHERE run_id = 'r1'").fetchall() == [
         (0,)
     ]
     assert w.con.execute("SELECT count(*) FROM raw_runs WHERE run_id = 'r1'").fetchall() == [(2,)]
-    assert w.open_run_ids("c1") == []
+    assert w.bookkeeping.open_runs_by_connection(["c1"]).get("c1", []) == []
 
 
 def test_open_runs_hashes_and_counts(w: Warehouse) -> None:
     runs = [run("r1", state="Executing"), run("r2"), {"id": "r3", "jobs": []}]
     load(w, runs)
-    assert w.open_run_ids("c1") == ["r1", "r3"]  # a missing state is not Completed
-    assert w.stored_run_count("c1") == 3 and w.stored_run_count("other") == 0
+    assert w.bookkeeping.open_runs_by_connection(["c1"]).get("c1", []) == [
+        "r1",
+        "r3",
+    ]  # a missing state is not Completed
+    assert (
+        w.bookkeeping.stored_run_count("c1") == 3 and w.bookkeeping.stored_run_count("other") == 0
+    )
     from pipeline.transform.flatten import payload_hash
 
-    assert w.latest_hashes("c1", ["r1", "zz"]) == {"r1": payload_hash(runs[0])}
-    assert w.latest_hashes("c1", []) == {}
+    assert w.bookkeeping.latest_hashes("c1", ["r1", "zz"]) == {"r1": payload_hash(runs[0])}
+    assert w.bookkeeping.latest_hashes("c1", []) == {}
 
 
 def test_an_older_fetch_never_replaces_a_newer_version(w: Warehouse) -> None:
@@ -106,7 +104,7 @@ def test_an_older_fetch_never_replaces_a_newer_version(w: Warehouse) -> None:
 def test_each_version_of_a_run_is_kept_once(w: Warehouse) -> None:
     executing, done = run("r1", state="Executing"), run("r1")
     # Two versions of a new run in one batch: both are history, the later one is loaded.
-    w.load(
+    w.loader.load(
         flatten_runs(
             [FetchedRun("c1", executing, T), FetchedRun("c1", done, T + timedelta(hours=1))]
         )
@@ -132,7 +130,7 @@ def test_rebuild_from_raw_equals_the_direct_load(w: Warehouse) -> None:
         r["jobs"] = r["jobs"][:1]
     load(w, changed, at=T + timedelta(hours=1))
     expected = snapshot(w, tuple(CORE_TABLES))
-    stats = w.rebuild_from_raw(batch_runs=7)
+    stats = w.loader.rebuild_from_raw(batch_runs=7)
     assert stats.total().new == 40
     assert snapshot(w, tuple(CORE_TABLES)) == expected
 
@@ -145,14 +143,14 @@ def test_a_load_failing_midway_leaves_the_previous_state(w: Warehouse) -> None:
         if label == "INSERT tasks":
             raise RuntimeError("injected")
 
-    w._between_statements = explode
+    w.loader.between_statements = explode
     changed = random_runs(20, seed=1)
     for r in changed:
         r["state"] = "Executing"
     with pytest.raises(RuntimeError, match="injected"):
         load(w, [*changed, *random_runs(5, seed=9)], at=T + timedelta(hours=1))
     assert snapshot(w) == before
-    w._between_statements = None
+    w.loader.between_statements = None
     stats = load(w, changed, at=T + timedelta(hours=1)).for_connection("c1")
     assert stats.changed == 20
 
@@ -172,10 +170,10 @@ def test_strings_are_stored_byte_exact(w: Warehouse) -> None:
 
 
 def test_full_pass_and_collection_log(w: Warehouse) -> None:
-    assert w.last_full_pass("c1") is None
-    w.mark_full_pass("c1", T)
-    w.mark_full_pass("c1", T + timedelta(hours=1))
-    assert w.last_full_pass("c1") == T + timedelta(hours=1)
+    assert w.bookkeeping.last_full_passes(["c1"]).get("c1") is None
+    w.bookkeeping.mark_full_pass("c1", T)
+    w.bookkeeping.mark_full_pass("c1", T + timedelta(hours=1))
+    assert w.bookkeeping.last_full_passes(["c1"]).get("c1") == T + timedelta(hours=1)
     entry = CollectionLogEntry(
         "col1",
         "c1",
@@ -188,27 +186,29 @@ def test_full_pass_and_collection_log(w: Warehouse) -> None:
         requests=2,
         throttled_429=1,
     )
-    w.log_collection(entry)
+    w.bookkeeping.record_finished(log_entries=[entry])
     row = w.con.execute(
         "SELECT outcome, http_status, error_code, throttled_429 FROM collection_log"
     ).fetchall()
     assert row == [("failed", 403, "InsufficientPermissions", 1)]
-    assert w.table_counts()["collection_log"] == 1
+    assert w.bookkeeping.table_counts()["collection_log"] == 1
 
 
 def test_bookkeeping_of_many_connections_at_once(w: Warehouse) -> None:
     load(w, [run("r1", state="Executing"), run("r2")])
     load(w, [run("r9", state="Queued")], conn="c2")
-    assert w.open_runs_by_connection(["c1", "c2", "c3"]) == {"c1": ["r1"], "c2": ["r9"]}
-    assert w.open_runs_by_connection([]) == {}
+    assert w.bookkeeping.open_runs_by_connection(["c1", "c2", "c3"]) == {"c1": ["r1"], "c2": ["r9"]}
+    assert w.bookkeeping.open_runs_by_connection([]) == {}
     entries = [
         CollectionLogEntry("col", cid, T, T + timedelta(seconds=1), "ok", pages=n)
         for n, cid in enumerate(["c1", "c2", "c3"])
     ]
     later = T + timedelta(hours=2)
-    w.record_finished(full_passes=[("c1", T), ("c2", T), ("c1", later)], log_entries=entries)
+    w.bookkeeping.record_finished(
+        full_passes=[("c1", T), ("c2", T), ("c1", later)], log_entries=entries
+    )
     # A later mark of the same connection wins; a connection never read whole is absent.
-    assert w.last_full_passes(["c1", "c2", "c3"]) == {"c1": later, "c2": T}
+    assert w.bookkeeping.last_full_passes(["c1", "c2", "c3"]) == {"c1": later, "c2": T}
     rows = w.con.execute(
         "SELECT connection_id, pages, started_at FROM collection_log ORDER BY connection_id"
     ).fetchall()
@@ -218,9 +218,11 @@ def test_bookkeeping_of_many_connections_at_once(w: Warehouse) -> None:
 def test_bookkeeping_is_one_transaction(w: Warehouse) -> None:
     bad = CollectionLogEntry("col", "c1", T, T, "ok", pages=2**70)  # overflows BIGINT
     with pytest.raises(Exception, match=r"(?i)overflow|out of range|conver"):
-        w.record_finished(full_passes=[("c1", T)], log_entries=[bad])
-    assert w.last_full_pass("c1") is None  # the mark written first was rolled back
-    assert w.table_counts()["collection_log"] == 0
+        w.bookkeeping.record_finished(full_passes=[("c1", T)], log_entries=[bad])
+    assert (
+        w.bookkeeping.last_full_passes(["c1"]).get("c1") is None
+    )  # the mark written first was rolled back
+    assert w.bookkeeping.table_counts()["collection_log"] == 0
 
 
 def test_warehouse_file_is_written_with_small_row_groups(tmp_path: Any) -> None:
@@ -243,10 +245,10 @@ def test_warehouse_file_is_written_with_small_row_groups(tmp_path: Any) -> None:
 def test_warehouse_on_an_existing_file_reopens_read_only(tmp_path: Any) -> None:
     path = tmp_path / "w.duckdb"
     con = duckdb.connect(str(path))
-    load(Warehouse(con), [run("r1")])
+    load(Warehouse.over(con), [run("r1")])
     con.close()
     ro = duckdb.connect(str(path), read_only=True)
-    assert Warehouse(ro).table_counts()["runs"] == 1
+    assert Warehouse.over(ro).bookkeeping.table_counts()["runs"] == 1
     ro.close()
 
 
@@ -262,13 +264,13 @@ def test_grouped_loads_commit_every_n_runs_and_report_each_group(w: Warehouse) -
         stored = w.con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
         committed.append((stats.total().new, stored))
 
-    with w.grouped_loads(12, on_commit) as add:
+    with w.loader.grouped_loads(12, on_commit) as add:
         for start in range(0, 30, 5):
             add(batch_of(runs[start : start + 5]))
     # 5+5+5 reaches 12 -> commit; 5+5+5 again; nothing left open at the end.
     assert committed == [(15, 15), (15, 30)]
-    direct = Warehouse(duckdb.connect())
-    direct.load(batch_of(runs))
+    direct = Warehouse.over(duckdb.connect())
+    direct.loader.load(batch_of(runs))
     assert snapshot(w) == snapshot(direct)
 
 
@@ -277,7 +279,7 @@ def test_an_open_group_holds_no_batch_it_has_loaded(w: Warehouse) -> None:
     # commits, or a bulk load's memory grows with the history (DuckDB's register did).
     runs = random_runs(20, seed=5)
     loaded: list[weakref.ref[pa.Table]] = []
-    with w.grouped_loads(1_000, lambda s: None) as add:
+    with w.loader.grouped_loads(1_000, lambda s: None) as add:
         for start in range(0, 20, 5):
             batch = batch_of(runs[start : start + 5])
             tables = [batch.latest, batch.raw, batch.quarantine, *batch.tables.values()]
@@ -294,14 +296,14 @@ def test_an_open_group_holds_no_batch_it_has_loaded(w: Warehouse) -> None:
 def test_a_table_named_like_the_batch_stops_the_load_before_anything_is_read(
     w: Warehouse, kind: str
 ) -> None:
-    # Loads read each Arrow batch by the name BATCH; a table of that name would be read
+    # Loads read each Arrow batch by the name BATCH_TABLE; a table of that name would be read
     # instead, so the load must refuse, name it, and leave the warehouse as it was.
     load(w, random_runs(3, seed=1))
     source = "SELECT * FROM runs" if kind == "VIEW" else "SELECT 1 AS x"
-    w.con.execute(f"CREATE {kind} {BATCH} AS {source}").fetchall()
+    w.con.execute(f"CREATE {kind} {BATCH_TABLE} AS {source}").fetchall()
     before = snapshot(w)
-    fresh = Warehouse(w.con)
-    with pytest.raises(ITwinRunsError, match=f"named {BATCH}.*Rename or drop it"):
+    fresh = Warehouse.over(w.con)
+    with pytest.raises(ITwinRunsError, match=f"named {BATCH_TABLE}.*Rename or drop it"):
         load(fresh, random_runs(5, seed=2))
     assert snapshot(fresh) == before
 
@@ -317,37 +319,26 @@ def test_a_failing_group_is_rolled_back_whole_and_earlier_groups_stay(w: Warehou
             if w_calls["n"] == 4:
                 raise RuntimeError("injected")
 
-    w._between_statements = explode_on_the_fourth_batch
+    w.loader.between_statements = explode_on_the_fourth_batch
     with (
         pytest.raises(RuntimeError, match="injected"),
-        w.grouped_loads(10, lambda s: committed.append(s.total().new)) as add,
+        w.loader.grouped_loads(10, lambda s: committed.append(s.total().new)) as add,
     ):
         for start in range(0, 20, 5):
             add(batch_of(runs[start : start + 5]))
-    w._between_statements = None
+    w.loader.between_statements = None
     assert committed == [10]  # the first group; the third batch's group is gone whole
     assert w.con.execute("SELECT count(*) FROM runs").fetchall() == [(10,)]
     assert w.con.execute("SELECT count(*) FROM raw_latest").fetchall() == [(10,)]
     # Loading everything again completes the history, as if nothing had failed.
-    w.load(batch_of(runs))
-    direct = Warehouse(duckdb.connect())
-    direct.load(batch_of(runs))
+    w.loader.load(batch_of(runs))
+    direct = Warehouse.over(duckdb.connect())
+    direct.loader.load(batch_of(runs))
     assert snapshot(w) == snapshot(direct)
 
 
-def test_threads_are_set_for_a_while_and_restored(w: Warehouse) -> None:
-    def threads() -> int:
-        return int(w.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-
-    before = threads()
-    with pytest.raises(RuntimeError), w.threads(1):
-        assert threads() == 1
-        raise RuntimeError("even on the way out through an error")
-    assert threads() == before
-
-
 def test_a_bulk_load_lowers_duckdbs_limits_for_a_while() -> None:
-    w = Warehouse(duckdb.connect(), memory_limit="1GB")
+    w = Warehouse.over(duckdb.connect(), memory_limit="1GB")
 
     def settings() -> tuple[str, str, str]:
         row = w.con.execute(
@@ -358,7 +349,38 @@ def test_a_bulk_load_lowers_duckdbs_limits_for_a_while() -> None:
 
     before = settings()
     assert before == ("953.6 MiB", "16.0 MiB", "5")
-    with pytest.raises(RuntimeError), w.bulk("64MB", memory_limit="200MB"):
+    with pytest.raises(RuntimeError), w.loader.bulk("64MB", memory_limit="200MB"):
         assert settings() == ("190.7 MiB", "61.0 MiB", "1")
         raise RuntimeError("even on the way out through an error")
     assert settings() == before
+
+
+def test_classifying_by_index_lookups_loads_exactly_what_the_join_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.warehouse import load_sql
+
+    runs = random_runs(30, seed=12)
+    runs[0]["id"] = "it's quoted"  # a run id needing escaping in the looked-up list
+    changed = copy.deepcopy(runs[:10])
+    for r in changed:
+        r["state"] = "Executing"
+
+    def history(w: Warehouse) -> list[Any]:
+        outcomes = [load(w, runs[:20]).total()]
+        outcomes.append(load(w, changed + runs[20:], at=T + timedelta(hours=1)).total())
+        outcomes.append(load(w, runs[:5], at=T - timedelta(days=1)).total())  # stale
+        outcomes.append(load(w, runs, at=T + timedelta(hours=2)).total())
+        return outcomes
+
+    joined = Warehouse.over(duckdb.connect())
+    by_join = history(joined)
+    monkeypatch.setattr(load_sql, "LOOKUP_ABOVE_STORED_RUNS", -1)
+    monkeypatch.setattr(load_sql, "LOOKUP_IDS", 7)  # several lookups per batch
+    looked_up = Warehouse.over(duckdb.connect())
+    labels: list[str] = []
+    looked_up.loader.between_statements = labels.append
+    assert history(looked_up) == by_join
+    assert "look up stored" in labels
+    assert snapshot(looked_up) == snapshot(joined)
+    assert by_join[2].stale == 5 and by_join[3].changed == 10

@@ -1,4 +1,4 @@
-"""Saved API answers on disk -> flattened batches (no DuckDB here, so a worker can run it).
+"""Saved API answers on disk -> flattened batches (no DuckDB here).
 
 Accepts list pages (`{"runs": [...]}`), single-run answers (`{"run": {...}}`), bare
 runs, and NDJSON of any of them; a folder means every .json/.ndjson/.jsonl under it.
@@ -8,7 +8,7 @@ A file or line that is not JSON becomes a Rejected with its path and the reason.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +20,22 @@ import orjson
 from pipeline.transform.flatten import FetchedRun, FlatBatch, Rejected, flatten_runs
 
 _LINE_SUFFIXES = (".ndjson", ".jsonl")
+SUFFIXES = (".json", *_LINE_SUFFIXES)
+
+# Runs flattened and loaded together: memory is bounded by a batch, and larger batches
+# save little per-statement overhead.
+BATCH_RUNS = 2_500
+
+
+def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given, and every JSON file under each folder, in a stable order."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            yield from sorted(found)
+        else:
+            yield path
 
 
 @dataclass(frozen=True)
@@ -47,9 +63,9 @@ def flattened_batches(
 
 @contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
-    # Parsed pages are millions of fresh dicts and lists and form no cycles; while a batch
-    # fills up, the cyclic collector's passes over them cost a fifth of reading (measured:
-    # 55 -> 43 ms per 2,500 runs), so it waits until the batch is flattened and freed.
+    # Parsed pages are millions of fresh dicts and lists and form no cycles; the cyclic
+    # collector's passes over them while a batch fills up would only cost, so it waits
+    # until the batch is flattened and freed.
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import pipeline.warehouse.reading as reading
+import pipeline.sources.reading as reading
 from tests.transform.builders import random_runs
 
 

@@ -1,12 +1,8 @@
-"""Other processes: a load killed half-way, and a second process wanting the file."""
+"""Other processes: a load killed half-way, and a second process wanting the file's lock."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -15,44 +11,10 @@ import pytest
 
 from pipeline.errors import ITwinRunsError
 from pipeline.warehouse.store import WarehouseLockedError, open_warehouse
-from tests.warehouse.test_store import T, load, snapshot
-
-ROOT = Path(__file__).parents[2]
-
-CHILD = textwrap.dedent(
-    """
-    import sys, time
-    from datetime import timedelta
-    from pipeline.warehouse.store import open_warehouse
-    from tests.transform.builders import random_runs
-    from tests.warehouse.test_store import T, load
-
-    def pause(label):
-        if label == sys.argv[2]:
-            print("paused", flush=True)
-            time.sleep(120)
-
-    with open_warehouse(sys.argv[1]) as w:
-        w._between_statements = pause
-        runs = random_runs(300, seed=1)
-        for r in runs:
-            r["state"] = "Executing"
-        load(w, runs + random_runs(300, seed=2), at=T + timedelta(hours=1))
-    """
-)
-
-
-def start_child(path: Path, pause_at: str) -> subprocess.Popen[str]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), pause_at],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "paused"
-    return child
+from tests.support import LOAD_TIME as T
+from tests.support import load_runs as load
+from tests.support import start_paused_load
+from tests.support import stored_rows as snapshot
 
 
 @pytest.mark.parametrize("pause_at", ["INSERT tasks", "UPDATE raw_latest changed"])
@@ -65,7 +27,7 @@ def test_a_killed_load_leaves_the_committed_state_and_the_next_load_converges(
     with open_warehouse(path) as w:
         load(w, random_runs(300, seed=1))
         before = snapshot(w)
-    child = start_child(path, pause_at)
+    child = start_paused_load(path, pause_at)
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     with open_warehouse(path) as w:
@@ -89,7 +51,7 @@ def test_a_killed_load_leaves_the_committed_state_and_the_next_load_converges(
 def test_a_second_process_gets_a_clear_error_after_a_bounded_wait(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     duckdb.connect(str(path)).close()
-    child = start_child(path, "classify")
+    child = start_paused_load(path, "classify")
     try:
         started = time.monotonic()
         with (
@@ -107,4 +69,4 @@ def test_a_second_process_gets_a_clear_error_after_a_bounded_wait(tmp_path: Path
         child.kill()
         child.wait(timeout=30)
     with open_warehouse(path, lock_timeout_s=5.0) as w:  # free again once the holder is gone
-        assert w.table_counts()["runs"] == 0
+        assert w.bookkeeping.table_counts()["runs"] == 0

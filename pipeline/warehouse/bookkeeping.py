@@ -1,0 +1,125 @@
+"""What the collector reads and records besides runs: stored hashes, open runs, full
+passes of a connection's list, and the collection log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.transform.schema import BOOKKEEPING_TABLES, COLLECTION_LOG, CORE_TABLES
+from pipeline.warehouse.statements import (
+    BATCH_TABLE,
+    as_utc,
+    execute,
+    execute_reading,
+    first_value,
+    transaction,
+)
+
+
+@dataclass(frozen=True)
+class CollectionLogEntry:
+    collection_id: str
+    connection_id: str
+    started_at: datetime
+    ended_at: datetime
+    outcome: str  # 'ok' | 'failed'
+    http_status: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled_429: int = 0
+    runs_new: int = 0
+    runs_changed: int = 0
+    runs_unchanged: int = 0
+    runs_quarantined: int = 0
+
+
+class Bookkeeping:
+    """The collector's reads and writes over one DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def latest_hashes(self, connection_id: str, run_ids: list[str]) -> dict[str, str]:
+        """Payload hash of the stored version of each given run that is stored."""
+        if not run_ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT run_id, payload_hash FROM raw_latest WHERE connection_id = ? "
+            "AND run_id IN (SELECT unnest(?::VARCHAR[]))",
+            [connection_id, list(run_ids)],
+        ).fetchall()
+        return {str(r): str(h) for r, h in rows}
+
+    def open_runs_by_connection(self, connection_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Stored runs not yet Completed (a missing state counts as not Completed), per
+        connection; connections with none are left out."""
+        rows = self.con.execute(
+            "SELECT connection_id, run_id FROM raw_latest "
+            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[])) "
+            "AND state IS DISTINCT FROM 'Completed' ORDER BY connection_id, run_id",
+            [list(connection_ids)],
+        ).fetchall()
+        out: dict[str, list[str]] = {}
+        for cid, rid in rows:
+            out.setdefault(str(cid), []).append(str(rid))
+        return out
+
+    def stored_run_count(self, connection_id: str) -> int:
+        sql = "SELECT count(*) FROM raw_latest WHERE connection_id = ?"
+        return int(first_value(self.con, sql, [connection_id]) or 0)
+
+    def last_full_passes(self, connection_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each connection's list was last read to its end (connections never, left out)."""
+        rows = self.con.execute(
+            "SELECT connection_id, last_full_pass FROM full_passes "
+            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(connection_ids)],
+        ).fetchall()
+        return {str(cid): as_utc(at) for cid, at in rows}
+
+    def mark_full_pass(self, connection_id: str, at: datetime) -> None:
+        self.record_finished(full_passes=[(connection_id, at)])
+
+    def record_finished(
+        self,
+        *,
+        full_passes: Sequence[tuple[str, datetime]] = (),
+        log_entries: Sequence[CollectionLogEntry] = (),
+    ) -> None:
+        """Full-pass marks and collection-log rows of many connections, in one transaction
+        (connections finishing together would otherwise queue a commit each behind the
+        loads). A later mark of a connection wins."""
+        marks = {cid: as_utc(at) for cid, at in full_passes}
+        with transaction(self.con):
+            if marks:
+                execute(
+                    self.con,
+                    "INSERT OR REPLACE INTO full_passes (connection_id, last_full_pass) "
+                    "SELECT unnest(?::VARCHAR[]), unnest(?::TIMESTAMPTZ[])",
+                    [list(marks), list(marks.values())],
+                )
+            if log_entries:
+                rows = [asdict(e) for e in log_entries]
+                for row in rows:
+                    for name in ("started_at", "ended_at"):
+                        row[name] = as_utc(row[name])
+                names = ", ".join(COLLECTION_LOG.names)
+                execute_reading(
+                    self.con,
+                    f"INSERT INTO collection_log ({names}) SELECT {names} FROM {BATCH_TABLE}",
+                    pa.Table.from_pylist(rows, COLLECTION_LOG),
+                )
+
+    def table_counts(self) -> dict[str, int]:
+        return {
+            name: int(first_value(self.con, f"SELECT count(*) FROM {name}") or 0)
+            for name in (*CORE_TABLES, *BOOKKEEPING_TABLES)
+        }

@@ -1,0 +1,123 @@
+"""The SQL statements of a load: classify a batch's runs, then replace and record them.
+
+Each reads the batch table (BATCH_TABLE) or `_classified`, the temp table classify builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES
+from pipeline.warehouse.statements import BATCH_TABLE
+
+RUN_KEY = ("connection_id", "run_id")
+# Children first, so a failure half-way can never leave orphans (it rolls back anyway).
+DELETE_ORDER = ("task_errors", "tasks", "jobs", "runs")
+SCHEMAS = {name: schema for name, (schema, _) in {**CORE_TABLES, **BOOKKEEPING_TABLES}.items()}
+SAME_RUN = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
+
+# Run ids per index lookup: DuckDB scans the raw_latest(run_id) index for a constant IN
+# list of up to `index_scan_max_count` values (2,048 by default) and the table beyond.
+LOOKUP_IDS = 2_048
+# Stored runs from which classify looks a batch's runs up in the index rather than
+# joining all of raw_latest: a long IN list costs a fixed time to parse, a join grows
+# with the history; the crossover is measured by benchmarks/classify.py.
+LOOKUP_ABOVE_STORED_RUNS = 300_000
+
+STORED_RUNS_ESTIMATE = """
+SELECT estimated_size FROM duckdb_tables()
+WHERE table_name = 'raw_latest' AND database_name = current_database()
+    AND schema_name = current_schema()
+"""
+
+CREATE_STORED = """
+CREATE OR REPLACE TEMP TABLE _stored (
+    connection_id VARCHAR, run_id VARCHAR, payload_hash VARCHAR, fetched_at TIMESTAMPTZ
+)
+"""
+
+
+def stored_versions_of(run_ids: Sequence[str]) -> str:
+    """Copy the stored versions of these runs into _stored by index lookups, not a scan.
+
+    A join of the batch against raw_latest reads all of raw_latest, so it grows with the
+    history; constant IN lists on the indexed run_id are point lookups in the ART.
+    """
+    listed = ", ".join("'" + run_id.replace("'", "''") + "'" for run_id in run_ids)
+    return (
+        "INSERT INTO _stored SELECT connection_id, run_id, payload_hash, fetched_at "
+        f"FROM raw_latest WHERE run_id IN ({listed})"
+    )
+
+
+# new: never stored; unchanged: same hash as the stored version; stale: fetched before
+# the stored version (loading old files after a collection); changed: everything else.
+CLASSIFY = f"""
+CREATE OR REPLACE TEMP TABLE _classified AS
+SELECT b.connection_id, b.run_id, b.payload_hash, b.fetched_at, b.state,
+    CASE
+        WHEN l.run_id IS NULL THEN 'new'
+        WHEN l.payload_hash = b.payload_hash THEN 'unchanged'
+        WHEN b.fetched_at < l.fetched_at THEN 'stale'
+        ELSE 'changed'
+    END AS outcome
+FROM {BATCH_TABLE} b
+LEFT JOIN {{stored}} l USING (connection_id, run_id)
+"""
+
+COUNT_OUTCOMES = "SELECT connection_id, outcome, count(*) FROM _classified GROUP BY ALL"
+
+
+def of_runs(outcome: str) -> str:
+    """A filter keeping the batch rows (`t`) of runs whose outcome is `outcome` (SQL)."""
+    return f" SEMI JOIN _classified c ON {SAME_RUN} AND c.outcome {outcome}"
+
+
+def insert_from_batch(target: str, rows: str = "") -> str:
+    """Insert the batch table (read as `t`) into `target`; `rows` filters it."""
+    cols = ", ".join(SCHEMAS[target].names)
+    return f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {BATCH_TABLE} t{rows}"
+
+
+def delete_changed(table: str) -> str:
+    return f"DELETE FROM {table} t USING _classified c WHERE c.outcome = 'changed' AND {SAME_RUN}"
+
+
+UPDATE_LATEST_CHANGED = """
+UPDATE raw_latest SET payload_hash = c.payload_hash, fetched_at = c.fetched_at, state = c.state
+FROM _classified c
+WHERE c.outcome = 'changed'
+    AND raw_latest.connection_id = c.connection_id AND raw_latest.run_id = c.run_id
+"""
+
+# Remember the latest time an unchanged run was seen, so older files stay "stale".
+UPDATE_LATEST_SEEN = """
+UPDATE raw_latest SET fetched_at = c.fetched_at
+FROM _classified c
+WHERE c.outcome = 'unchanged' AND c.fetched_at > raw_latest.fetched_at
+    AND raw_latest.connection_id = c.connection_id AND raw_latest.run_id = c.run_id
+"""
+
+INSERT_LATEST = """
+INSERT INTO raw_latest (connection_id, run_id, payload_hash, fetched_at, state)
+SELECT connection_id, run_id, payload_hash, fetched_at, state
+FROM _classified WHERE outcome = 'new'
+"""
+
+# The same unreadable payload for the same reason is recorded once, so loading the same
+# pages twice changes nothing.
+INSERT_QUARANTINE = f"""
+INSERT INTO quarantine (connection_id, run_id, reason, payload, payload_hash, fetched_at, source)
+SELECT b.connection_id, b.run_id, b.reason, b.payload, b.payload_hash, b.fetched_at, b.source
+FROM (SELECT DISTINCT ON (connection_id, payload_hash, reason) * FROM {BATCH_TABLE}) b
+ANTI JOIN quarantine q
+    ON q.payload_hash = b.payload_hash AND q.reason = b.reason
+    AND q.connection_id IS NOT DISTINCT FROM b.connection_id
+"""
+
+LATEST_PAYLOADS = """
+SELECT l.connection_id, r.payload, l.fetched_at
+FROM raw_latest l
+JOIN raw_runs r USING (connection_id, run_id, payload_hash)
+ORDER BY l.connection_id, l.run_id
+"""

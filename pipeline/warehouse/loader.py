@@ -1,0 +1,260 @@
+"""Atomic, set-based loads of flattened batches into the warehouse, and rebuilds from raw."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
+from pipeline.transform.schema import CORE_TABLES
+from pipeline.warehouse import load_sql as sql
+from pipeline.warehouse.statements import (
+    changed_settings,
+    execute,
+    execute_reading,
+    first_value,
+    refuse_shadowing_table,
+    transaction,
+)
+
+
+@dataclass
+class ConnectionLoadStats:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    stale: int = 0  # an older fetch than the stored version: kept as history only
+    quarantined: int = 0
+
+
+@dataclass
+class LoadStats:
+    """What one load did, per connection id ('' for quarantine rows with no connection)."""
+
+    connections: dict[str, ConnectionLoadStats] = field(default_factory=dict)
+
+    def for_connection(self, connection_id: str) -> ConnectionLoadStats:
+        return self.connections.get(connection_id, ConnectionLoadStats())
+
+    def total(self) -> ConnectionLoadStats:
+        out = ConnectionLoadStats()
+        for stats in self.connections.values():
+            _add_counts(out, stats)
+        return out
+
+    def add(self, other: LoadStats) -> None:
+        for cid, stats in other.connections.items():
+            _add_counts(self.connections.setdefault(cid, ConnectionLoadStats()), stats)
+
+
+def _add_counts(into: ConnectionLoadStats, other: ConnectionLoadStats) -> None:
+    for name, value in asdict(other).items():
+        setattr(into, name, getattr(into, name) + value)
+
+
+class RunLoader:
+    """Loads batches over one DuckDB connection (not safe for concurrent use)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, given: Mapping[str, str]) -> None:
+        self.con = con
+        self._given = given  # settings to restore as given (see changed_settings)
+        # A hook for tests: called with each statement's label before it runs.
+        self.between_statements: Callable[[str], None] | None = None
+        self._batch_name_checked = False
+
+    def load(self, batch: FlatBatch) -> LoadStats:
+        """Apply a batch in one transaction; on any failure nothing of it remains."""
+        with transaction(self.con):
+            return self.apply(batch)
+
+    @contextmanager
+    def grouped_loads(
+        self, commit_every_runs: int, on_commit: Callable[[LoadStats], None]
+    ) -> Iterator[Callable[[FlatBatch], None]]:
+        """Load many batches in transactions of about `commit_every_runs` runs each.
+
+        Fewer, larger transactions cost less: DuckDB writes a large transaction's rows
+        straight to the file instead of the WAL. Each group is atomic: `on_commit(stats)`
+        is told what a group did once committed; on a failure the open group is rolled
+        back whole and earlier groups stay. Yields the function that adds a batch.
+        """
+        group = _TransactionGroup(self, commit_every_runs, on_commit)
+        try:
+            yield group.add
+        except BaseException:
+            group.rollback()
+            raise
+        group.commit()
+
+    @contextmanager
+    def bulk(self, checkpoint_every: str = "1GB", memory_limit: str = "256MB") -> Iterator[None]:
+        """Many loads in a row: checkpoint by the given WAL size instead of DuckDB's 16 MB.
+
+        A checkpoint rewrites each table's last, partly filled row group, so frequent ones
+        rewrite the same raw payloads again and again; the last runs on the way out. One
+        row group is written at a time, so the commit does not write several at the end.
+        """
+        with changed_settings(
+            self.con,
+            self._given,
+            checkpoint_threshold=checkpoint_every,
+            memory_limit=memory_limit,
+            write_buffer_row_group_count=1,
+        ):
+            yield
+            execute(self.con, "CHECKPOINT")
+
+    def apply(self, batch: FlatBatch) -> LoadStats:
+        """The statements of a load, inside the caller's transaction."""
+        outcome = self.classify(batch.latest)
+        # Statements with nothing to do still scan whole tables; skip them, so a
+        # batch costs what it changes, not what the history holds.
+        kinds = {kind for _, kind, n in outcome if n}
+        if kinds & {"new", "changed"}:
+            self._replace_subtrees(batch.tables, kinds)
+        self._record_versions(kinds, batch.raw)
+        if batch.quarantine.num_rows:
+            self._run("INSERT quarantine", sql.INSERT_QUARANTINE, batch.quarantine)
+        return _stats(outcome, batch.quarantine)
+
+    def classify(self, latest: pa.Table) -> list[tuple[str, str, int]]:
+        """Sort the batch's runs into new, changed, unchanged and stale (in `_classified`)."""
+        stored = "raw_latest"
+        if int(first_value(self.con, sql.STORED_RUNS_ESTIMATE) or 0) > sql.LOOKUP_ABOVE_STORED_RUNS:
+            stored = "_stored"
+            self._run("clear stored", sql.CREATE_STORED)
+            run_ids = latest.column("run_id").to_pylist()
+            for start in range(0, len(run_ids), sql.LOOKUP_IDS):
+                chunk = run_ids[start : start + sql.LOOKUP_IDS]
+                self._run("look up stored", sql.stored_versions_of(chunk))
+        self._run("classify", sql.CLASSIFY.format(stored=stored), latest)
+        rows = self.con.execute(sql.COUNT_OUTCOMES).fetchall()
+        return [(str(c), str(o), int(n)) for c, o, n in rows]
+
+    def _replace_subtrees(self, tables: dict[str, pa.Table], kinds: set[str]) -> None:
+        for name in sql.DELETE_ORDER if "changed" in kinds else ():
+            self._run(f"DELETE {name}", sql.delete_changed(name))
+        # The tables hold the batch's latest versions only, all classified: when every
+        # one is new (a first load), every row goes in and the join would only cost.
+        rows = "" if kinds == {"new"} else sql.of_runs("IN ('new', 'changed')")
+        for name in CORE_TABLES:
+            self._run(f"INSERT {name}", sql.insert_from_batch(name, rows), tables[name])
+
+    def _record_versions(self, kinds: set[str], raw: pa.Table) -> None:
+        # A new run has no version in raw_runs yet (raw_latest knows every run there), so
+        # its versions skip the anti-join against the history. Others may be stored already.
+        if raw.num_rows and "new" in kinds:
+            rows = "" if kinds == {"new"} else sql.of_runs("= 'new'")
+            self._run("INSERT raw_runs new", sql.insert_from_batch("raw_runs", rows), raw)
+        if raw.num_rows and kinds - {"new"}:
+            rows = (
+                sql.of_runs("<> 'new'")
+                + " ANTI JOIN raw_runs r USING (connection_id, run_id, payload_hash)"
+            )
+            self._run("INSERT raw_runs", sql.insert_from_batch("raw_runs", rows), raw)
+        if "changed" in kinds:
+            self._run("UPDATE raw_latest changed", sql.UPDATE_LATEST_CHANGED)
+        if "unchanged" in kinds:
+            self._run("UPDATE raw_latest unchanged", sql.UPDATE_LATEST_SEEN)
+        if "new" in kinds:
+            self._run("INSERT raw_latest", sql.INSERT_LATEST)
+
+    def rebuild_from_raw(self, *, batch_runs: int = 5_000) -> LoadStats:
+        """Rebuild the four core tables from the latest raw version of every run, no API."""
+        reader = self.con.cursor()  # its own connection: streams while we write
+        try:
+            # A cursor starts on the default database, not the attached warehouse file.
+            reader.execute(f"USE {first_value(self.con, 'SELECT current_database()')}")
+            result = reader.sql(sql.LATEST_PAYLOADS).to_arrow_reader(batch_runs)
+            stats = LoadStats()
+            with transaction(self.con):
+                for name in sql.DELETE_ORDER:
+                    self._run(f"CLEAR {name}", f"DELETE FROM {name}")
+                for record_batch in result:
+                    stats.add(self._insert_rebuilt(record_batch))
+            return stats
+        finally:
+            reader.close()
+
+    def _insert_rebuilt(self, record_batch: pa.RecordBatch) -> LoadStats:
+        batch = _flattened_payloads(record_batch)
+        for name in CORE_TABLES:
+            self._run(f"INSERT {name}", sql.insert_from_batch(name), batch.tables[name])
+        self._run("INSERT quarantine", sql.INSERT_QUARANTINE, batch.quarantine)
+        stats = LoadStats()
+        for cid in batch.tables["runs"].column("connection_id").to_pylist():
+            stats.connections.setdefault(cid, ConnectionLoadStats()).new += 1
+        return stats
+
+    def _run(self, label: str, statement: str, table: pa.Table | None = None) -> None:
+        """One statement; `table`: the Arrow table it reads as BATCH_TABLE."""
+        if self.between_statements is not None:
+            self.between_statements(label)
+        if table is None:
+            execute(self.con, statement)
+            return
+        if not self._batch_name_checked:
+            refuse_shadowing_table(self.con)
+            self._batch_name_checked = True
+        execute_reading(self.con, statement, table)
+
+
+def _flattened_payloads(record_batch: pa.RecordBatch) -> FlatBatch:
+    """Stored versions (connection_id, payload, fetched_at) flattened again."""
+    columns = record_batch.to_pydict()
+    runs = [
+        FetchedRun(cid, orjson.loads(payload), at)
+        for cid, payload, at in zip(
+            columns["connection_id"], columns["payload"], columns["fetched_at"], strict=True
+        )
+    ]
+    return flatten_runs(runs)
+
+
+def _stats(outcome: list[tuple[str, str, int]], quarantine: pa.Table) -> LoadStats:
+    stats = LoadStats()
+    for cid, kind, n in outcome:
+        setattr(stats.connections.setdefault(cid, ConnectionLoadStats()), kind, n)
+    for cid in quarantine.column("connection_id").to_pylist():
+        stats.connections.setdefault(cid or "", ConnectionLoadStats()).quarantined += 1
+    return stats
+
+
+class _TransactionGroup:
+    """An open transaction that batches are added to until it holds enough runs."""
+
+    def __init__(
+        self, loader: RunLoader, commit_every_runs: int, on_commit: Callable[[LoadStats], None]
+    ) -> None:
+        self.loader = loader
+        self.commit_every_runs = max(1, commit_every_runs)
+        self.on_commit = on_commit
+        self.open = False
+        self.runs = 0
+        self.stats = LoadStats()
+
+    def add(self, batch: FlatBatch) -> None:
+        if not self.open:
+            execute(self.loader.con, "BEGIN TRANSACTION")
+            self.open = True
+        self.stats.add(self.loader.apply(batch))
+        self.runs += batch.run_count + batch.quarantine.num_rows
+        if self.runs >= self.commit_every_runs:
+            self.commit()
+
+    def commit(self) -> None:
+        if not self.open:
+            return
+        execute(self.loader.con, "COMMIT")
+        stats, self.stats, self.runs, self.open = self.stats, LoadStats(), 0, False
+        self.on_commit(stats)
+
+    def rollback(self) -> None:
+        if self.open:
+            self.open = False
+            execute(self.loader.con, "ROLLBACK")

@@ -1,0 +1,93 @@
+"""How every warehouse statement runs: one at a time, results fetched, batches read by name.
+
+Every load is an explicit transaction of separate statements: DuckDB commits the
+earlier statements of a multi-statement string even when a later one fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.errors import ITwinRunsError
+
+# The name a statement reads its Arrow table by (see execute_reading).
+BATCH_TABLE = "_itwin_runs_batch"
+
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> None:
+    # DuckDB 2 refuses new work on a connection with an unfetched result, DML included.
+    con.execute(sql, params or []).fetchall()
+
+
+def execute_reading(con: duckdb.DuckDBPyConnection, sql: str, table: pa.Table) -> None:
+    """Run `sql`, which reads the Arrow `table` by the name BATCH_TABLE, for this statement only.
+
+    DuckDB finds the table among this function's local variables (its replacement scan),
+    which is cheaper than a relation's query() or register() + unregister(), and holds
+    nothing afterwards: a table register()ed inside a transaction stays referenced until
+    COMMIT, so a transaction of many batches would hold all of them.
+    """
+    _itwin_runs_batch = table  # read by DuckDB by this name, which BATCH_TABLE holds
+    con.execute(sql).fetchall()
+
+
+def first_value(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """First column of the first row (or None); fetchall, since fetchone leaves the result open."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    execute(con, "BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        execute(con, "ROLLBACK")
+        raise
+    execute(con, "COMMIT")
+
+
+@contextmanager
+def changed_settings(
+    con: duckdb.DuckDBPyConnection, given: Mapping[str, str], **settings: str | int
+) -> Iterator[None]:
+    """DuckDB settings changed for a while, each restored to what it was.
+
+    `given`: settings to restore as given rather than as read back (DuckDB shows its
+    memory limit rounded down, so setting what it shows would drift it down).
+    """
+    previous = {
+        name: given.get(name) or first_value(con, "SELECT current_setting(?)", [name])
+        for name in settings
+    }
+    try:
+        for name, value in settings.items():
+            execute(con, f"SET {name} = '{value}'")
+        yield
+    finally:
+        for name, value in previous.items():
+            execute(con, f"SET {name} = '{value}'")
+
+
+def refuse_shadowing_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Fail before a load if a table or view named BATCH_TABLE would be read instead."""
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    if first_value(con, sql, [BATCH_TABLE]):
+        raise ITwinRunsError(
+            f"the warehouse holds a table or view named {BATCH_TABLE}, the name itwin-runs "
+            "reads each batch by while loading; DuckDB would read that table instead. Rename "
+            "or drop it, then run the command again."
+        )
+
+
+def as_utc(at: Any) -> datetime:
+    if not isinstance(at, datetime):
+        raise TypeError(f"expected a datetime, got {type(at).__name__}")
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
