@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from pipeline.errors import ITwinRunsError
+from pipeline.transform.schema import ERROR_CATALOG
 from pipeline.warehouse.ddl import create_table_sql
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent / "snapshot"
@@ -28,16 +29,7 @@ CATALOG_FILES: dict[str, str] = {
 
 ERROR_CATALOG_TABLE = "error_catalog"
 ERROR_CATALOG_KEY = ("catalog", "description_key")
-ERROR_CATALOG_SCHEMA = pa.schema(
-    [
-        pa.field("catalog", pa.string(), nullable=False),
-        pa.field("description_key", pa.string(), nullable=False),
-        pa.field("description", pa.string()),
-        pa.field("category", pa.string()),
-        pa.field("can_user_fix", pa.bool_()),
-        pa.field("kb_article_link", pa.string()),
-    ]
-)
+ERROR_CATALOG_SCHEMA = ERROR_CATALOG
 
 
 class CatalogError(ITwinRunsError):

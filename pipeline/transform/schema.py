@@ -194,6 +194,32 @@ FULL_PASSES = pa.schema(
     ]
 )
 
+# Every connection configured, discovered or with runs; details NULL until the API gave them.
+CONNECTIONS = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("display_name", pa.string()),
+        pa.field("imodel_id", pa.string()),
+        pa.field("itwin_id", pa.string()),
+        pa.field("authentication_type", pa.string()),
+        pa.field("last_run_id", pa.string()),
+        pa.field("fetched_at", UTC_MICROS),
+        pa.field("extra", pa.string()),
+    ]
+)
+
+# Bentley's error catalogue, replaced from the shipped snapshot by every build.
+ERROR_CATALOG = pa.schema(
+    [
+        pa.field("catalog", pa.string(), nullable=False),
+        pa.field("description_key", pa.string(), nullable=False),
+        pa.field("description", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("can_user_fix", pa.bool_()),
+        pa.field("kb_article_link", pa.string()),
+    ]
+)
+
 # Table name -> (schema, key). An empty key means rows are only ever appended.
 BOOKKEEPING_TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "raw_runs": (RAW_RUNS, ("connection_id", "run_id", "payload_hash")),
@@ -201,4 +227,6 @@ BOOKKEEPING_TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "quarantine": (QUARANTINE, ()),
     "collection_log": (COLLECTION_LOG, ()),
     "full_passes": (FULL_PASSES, ("connection_id",)),
+    "connections": (CONNECTIONS, ("connection_id",)),
+    "error_catalog": (ERROR_CATALOG, ("catalog", "description_key")),
 }

@@ -21,7 +21,7 @@ from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES, JSON_COLU
 COLUMN_COMPRESSION = {("raw_runs", "payload"): "zstd", ("quarantine", "payload"): "zstd"}
 
 # Bookkeeping tables small enough (one row per run or per connection) to enforce keys.
-ENFORCED_KEYS = frozenset({"raw_latest", "full_passes"})
+ENFORCED_KEYS = frozenset({"raw_latest", "full_passes", "connections", "error_catalog"})
 
 
 def duckdb_type(field: pa.Field) -> str:
@@ -64,7 +64,7 @@ def create_core_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def create_all_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Core tables plus raw_runs, raw_latest, quarantine, collection_log, full_passes."""
+    """Core tables plus the bookkeeping tables (raw versions, quarantine, log, connections)."""
     existing = {
         row[0]
         for row in con.execute(
