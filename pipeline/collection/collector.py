@@ -13,7 +13,10 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import httpx
+
 from pipeline.collection.bookkeeping import Bookkeeper
+from pipeline.collection.fetching import as_api_error, discover_connections, fetch_runs
 from pipeline.collection.loading import RunLoader, WarehouseGate
 from pipeline.collection.paging import PageWalk, choose_mode, page_is_unchanged, run_id
 from pipeline.collection.results import (
@@ -25,7 +28,6 @@ from pipeline.collection.results import (
 )
 from pipeline.errors import ITwinRunsError
 from pipeline.itwin.client import CallStats, ExportApiClient
-from pipeline.itwin.errors import ApiError, NotFoundError
 from pipeline.itwin.settings import Settings
 from pipeline.transform.flatten import FetchedRun
 from pipeline.warehouse.store import LoadStats, Warehouse
@@ -35,10 +37,6 @@ log = logging.getLogger("pipeline.collection")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _as_api_error(exc: ITwinRunsError) -> ApiError:
-    return exc if isinstance(exc, ApiError) else ApiError(message=str(exc))
 
 
 class Collector:
@@ -78,7 +76,12 @@ class Collector:
     async def run(self) -> CollectionResult:
         started = self.now()
         async with self._books, self._loader:
-            connection_ids, failures = await self._discover_connections()
+            connection_ids, failures = await discover_connections(
+                self.client, self.settings.connection_ids, self.settings.imodel_ids, self.now
+            )
+            for failed in failures:
+                await self._books.finish(failed, self.now())
+                self.progress.connection_finished(failed)
             await self._books.read_state(connection_ids)
             # Many small loads in a row: checkpoint by WAL size, not DuckDB's default; less
             # than bulk file loads, since here checkpoints overlap the waits for the API.
@@ -89,26 +92,6 @@ class Collector:
         for r in connections:
             totals.add(r.stats)
         return CollectionResult(self.collection_id, started, self.now(), connections, totals)
-
-    async def _discover_connections(self) -> tuple[list[str], list[ConnectionResult]]:
-        """Configured connection ids plus those discovered through iModels, each once."""
-        ids = list(dict.fromkeys(self.settings.connection_ids))
-        failures: list[ConnectionResult] = []
-        for imodel_id in self.settings.imodel_ids:
-            result = ConnectionResult(f"imodel:{imodel_id}", "discovery", self.now())
-            try:
-                async for conn in self.client.list_connections(imodel_id, stats=result.stats):
-                    cid = conn.get("id") if isinstance(conn, dict) else None
-                    if isinstance(cid, str) and cid not in ids:
-                        ids.append(cid)
-            except ITwinRunsError as exc:
-                result.error, result.imodel_id = _as_api_error(exc), imodel_id
-                result.ended_at = self.now()
-                log.warning("discovering connections of iModel %s failed: %s", imodel_id, exc)
-                failures.append(result)
-                await self._books.finish(result, self.now())
-                self.progress.connection_finished(result)
-        return ids, failures
 
     async def _collect_one(self, connection_id: str) -> ConnectionResult:
         result = ConnectionResult(connection_id=connection_id, mode=FULL, started_at=self.now())
@@ -122,7 +105,7 @@ class Collector:
             seen, full_pass = await self._read_pages(connection_id, result)
             await self._refresh_open_runs(connection_id, seen, result)
         except ITwinRunsError as exc:
-            err = _as_api_error(exc)
+            err = as_api_error(exc)
             if err.connection_id is None:
                 err.connection_id = connection_id
             result.error = err
@@ -154,7 +137,8 @@ class Collector:
                 result.runs_seen += len(page.runs)
                 # Only an incremental walk stops early; a full one need not ask the warehouse.
                 unchanged = walk.incremental and page_is_unchanged(
-                    page.runs, await self._stored_hashes(connection_id, page_ids)
+                    page.runs,
+                    await self._gate.call(self.warehouse.latest_hashes, connection_id, page_ids),
                 )
                 pending.extend(FetchedRun(connection_id, run, page.fetched_at) for run in page.runs)
                 self.held += len(page.runs)
@@ -201,26 +185,12 @@ class Collector:
             return None
         return loading
 
-    async def _stored_hashes(self, connection_id: str, run_ids: list[str]) -> dict[str, str]:
-        return await self._gate.call(self.warehouse.latest_hashes, connection_id, run_ids)
-
     async def _refresh_open_runs(
         self, connection_id: str, seen: set[str], result: ConnectionResult
     ) -> None:
         """Re-fetch stored runs that are not Completed and were not on the pages just read."""
         todo = [r for r in self._books.open_at_start.get(connection_id, []) if r not in seen]
-
-        async def fetch(rid: str) -> FetchedRun | None:
-            try:
-                run, fetched_at = await self.client.get_run(connection_id, rid, stats=result.stats)
-            except NotFoundError:
-                # The API no longer knows it; keep the last version we stored.
-                log.warning("open run %s of connection %s is gone (404)", rid, connection_id)
-                result.runs_vanished += 1
-                return None
-            return FetchedRun(connection_id, run, fetched_at)
-
-        fetched = [f for f in await asyncio.gather(*(fetch(r) for r in todo)) if f is not None]
+        fetched = await fetch_runs(self.client, connection_id, todo, result)
         result.runs_refreshed += len(fetched)
         for start in range(0, len(fetched), self.batch_runs):
             stats = await self._loader.write(fetched[start : start + self.batch_runs])
@@ -243,7 +213,7 @@ async def collect(
     warehouse: Warehouse,
     *,
     progress: Progress | None = None,
-    transport: object = None,
+    transport: httpx.AsyncBaseTransport | None = None,
     force_full: bool = False,
 ) -> CollectionResult:
     """Open a client for the settings and collect every configured connection."""
