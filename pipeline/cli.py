@@ -11,11 +11,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.arguments import build_parser
 from pipeline.errors import ConfigError, ITwinRunsError
 from pipeline.itwin.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pipeline.collection import Progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Dagster's console log would repeat every failure with stack traces; the CLI prints its
@@ -33,18 +36,13 @@ def _interactive() -> bool:
 
 
 @contextmanager
-def _progress() -> Iterator[None]:
+def _progress() -> Iterator[Progress]:
     """Bars on a terminal, plain lines in a pipe or CI, for the collection running in-process."""
-    from pipeline.collection import PROCESS_PROGRESS
     from pipeline.progress import LineProgress, TerminalProgress, printer
 
     sink = TerminalProgress() if _interactive() else LineProgress(printer(sys.stderr))
-    PROCESS_PROGRESS.append(sink)
-    try:
-        with sink:
-            yield
-    finally:
-        PROCESS_PROGRESS.remove(sink)
+    with sink:
+        yield sink
 
 
 def _execute(
@@ -52,12 +50,14 @@ def _execute(
     settings: Settings,
     config_file: Path | None,
     run_config: dict[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> bool:
     """Run a Dagster job in-process on the settings' data dir; True when it succeeded.
 
     The resource gets the config file's path and the non-secret settings only: the token
     and client secret are read from the environment or the file when the run starts, so
-    they never enter Dagster's run config, event log or metadata.
+    they never enter Dagster's run config, event log or metadata. `progress` is told how
+    the collection advances.
     """
     from dagster import DagsterEventType
 
@@ -74,7 +74,7 @@ def _execute(
         rate_limit_per_minute=settings.rate_limit_per_minute,
         config_file=str(config_file) if config_file else None,
     )
-    defs = build_definitions(data_dir=settings.data_dir, itwin_api=resource)
+    defs = build_definitions(data_dir=settings.data_dir, itwin_api=resource, progress=progress)
     job = defs.resolve_job_def(job_name)
     config = {**QUIET_DAGSTER, **(run_config or {})}
     result = job.execute_in_process(run_config=config, raise_on_error=False)
@@ -119,8 +119,8 @@ def cmd_collect(settings: Settings, config_file: Path | None, *, full: bool = Fa
     settings.require_targets()
     started = time.monotonic()
     run_config = {"ops": {"collection": {"config": {"full_pass": full}}}}
-    with _progress():
-        ok = _execute("collect_job", settings, config_file, run_config)
+    with _progress() as progress:
+        ok = _execute("collect_job", settings, config_file, run_config, progress)
     code = _summary(settings, started=started, collected=True)
     return code if ok else EXIT_FAILED
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipeline.collection import NoProgress, Progress
 from pipeline.defs.assets import collection, html_report, model_assets, parquet_reports
 from pipeline.defs.checks import all_checks
 from pipeline.defs.jobs import DEFAULT_CRON, collect_job, collect_schedule, report_job
@@ -19,15 +20,16 @@ def build_definitions(
     data_dir: Path | None = None,
     itwin_api: ITwinApiResource | None = None,
     cron: str | None = None,
+    progress: Progress | None = None,
 ) -> dg.Definitions:
     """Definitions for a data directory; the CLI and tests pass theirs explicitly.
 
     The defaults follow ITWIN_RUNS_DATA_DIR and ITWIN_RUNS_SCHEDULE_CRON when the code
     location loads (Dagster reloads it on change); API settings and secrets are read
-    by the resource only when a run starts.
+    by the resource only when a run starts. `progress` also hears how the collection
+    advances (the CLI's terminal bars); the asset logs it to Dagster either way.
     """
     data_dir = data_dir or Path(os.environ.get("ITWIN_RUNS_DATA_DIR") or "data")
-    data_dir.mkdir(parents=True, exist_ok=True)
     return dg.Definitions(
         assets=[collection, *model_assets(), parquet_reports, html_report],
         asset_checks=all_checks(),
@@ -38,6 +40,7 @@ def build_definitions(
         resources={
             "itwin_api": itwin_api or ITwinApiResource(),
             "warehouse": WarehouseResource(database=str(data_dir / WAREHOUSE_FILE)),
+            "collection_progress": progress or NoProgress(),
         },
     )
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from pipeline.collection import ConnectionResult
 
 
 class LineProgress:
@@ -45,7 +48,7 @@ class LineProgress:
         if pages % self.every_pages == 0:
             self.say(f"  {connection_id}: {pages} pages, {runs} runs")
 
-    def connection_finished(self, result: Any) -> None:
+    def connection_finished(self, result: ConnectionResult) -> None:
         if result.ok:
             self.say(f"done {result.connection_id}: {result.describe_counts()}")
         else:
@@ -96,7 +99,7 @@ class TerminalProgress:
         if task is not None:
             self.bars.update(task, status=f"{pages} pages, {runs} runs")
 
-    def connection_finished(self, result: Any) -> None:
+    def connection_finished(self, result: ConnectionResult) -> None:
         task = self.tasks.get(result.connection_id)
         if task is None:
             task = self.tasks[result.connection_id] = self.bars.add_task(

@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 
-from pipeline.collection import PROCESS_PROGRESS, CollectionResult, FanOutProgress, collect
+from pipeline.collection import CollectionResult, FanOutProgress, Progress, collect
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 from pipeline.progress import LineProgress
 from pipeline.report.html import write_html_report
@@ -62,16 +62,23 @@ def collection(
     config: CollectConfig,
     itwin_api: ITwinApiResource,
     warehouse: WarehouseResource,
+    collection_progress: dg.ResourceParam[Progress],
 ) -> Iterator[dg.MaterializeResult[None]]:
     settings = itwin_api.settings(
         connection_ids=config.connection_ids, imodel_ids=config.imodel_ids
     )
     to_log = LineProgress(context.log.info, warn=context.log.warning, every_pages=20)
-    progress = FanOutProgress(to_log, *PROCESS_PROGRESS)
+    progress = FanOutProgress(to_log, collection_progress)
     # A second collection waits this long for the file lock, then fails naming its holder.
     with warehouse.open(lock_timeout_s=settings.lock_timeout_s) as store:
         result = asyncio.run(
-            collect(settings, store, progress=progress, force_full=config.full_pass)
+            collect(
+                settings,
+                store,
+                progress=progress,
+                transport=itwin_api.transport(),
+                force_full=config.full_pass,
+            )
         )
         counts = store.bookkeeping.table_counts()
     shared: dict[str, Any] = {

@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import httpx
 
 from pipeline.itwin.settings import Settings, load_settings
 from pipeline.warehouse.store import Warehouse, open_warehouse
@@ -58,16 +59,20 @@ class ITwinApiResource(dg.ConfigurableResource["ITwinApiResource"]):
         config_file = Path(self.config_file) if self.config_file else None
         return load_settings(os.environ, config_file=config_file, overrides=from_resource)
 
+    def transport(self) -> httpx.AsyncBaseTransport | None:
+        """The client's HTTP transport: None for httpx's own; asset tests override this
+        (e.g. with an httpx.MockTransport), so they need no server."""
+        return None
+
 
 class WarehouseResource(dg.ConfigurableResource["WarehouseResource"]):
     """The DuckDB warehouse file, opened the one way every writer of it opens it.
 
     `open_warehouse` attaches the file with the loader's row group size (see
-    store.WRITE_ROW_GROUP_SIZE). A connection with DuckDB's default size would merge
-    those row groups on its first checkpoint, rewriting and recompressing every table:
-    building the models after a 100k-run load took 3.3-4.0 s longer, and the file grew
-    from 222 to 405 MB (measured). Like every open of the file, it waits up to
-    `lock_timeout_s` for another process's lock and then names that process.
+    store.WRITE_ROW_GROUP_SIZE): a connection with DuckDB's default would rewrite and
+    recompress every table on its first checkpoint. Like every open of the file, it
+    waits up to `lock_timeout_s` for another process's lock and then names that process.
+    Its folder is created on the first open, not when the definitions load.
     """
 
     database: str
@@ -80,6 +85,7 @@ class WarehouseResource(dg.ConfigurableResource["WarehouseResource"]):
     @contextmanager
     def open(self, lock_timeout_s: float | None = None) -> Iterator[Warehouse]:
         timeout = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open_warehouse(self.path, lock_timeout_s=timeout) as warehouse:
             yield warehouse
 

@@ -67,3 +67,9 @@ def test_resource_settings_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert settings.base_url == "http://127.0.0.1:1"
     assert settings.client_secret is not None and settings.client_secret.reveal() == "env-secret"
     assert resource.settings(connection_ids=["launchpad"]).connection_ids == ("launchpad",)
+
+
+def test_loading_the_definitions_creates_no_folder(tmp_path: Path) -> None:
+    data_dir = tmp_path / "not-yet"
+    build_definitions(data_dir=data_dir)
+    assert not data_dir.exists()  # made when the warehouse is first opened

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import collection
+from pipeline.collection import loading
 from pipeline.itwin import session
 from pipeline.itwin.client import ExportApiClient
 from pipeline.itwin.settings import Secret, Settings
@@ -47,14 +48,14 @@ def install_hooks() -> None:
 
     session.ApiSession.get_object = fetch  # type: ignore[method-assign]
 
-    flatten_runs = collection.flatten_runs
+    flatten_runs = loading.flatten_runs
 
     def flatten(*args: Any, **kwargs: Any) -> Any:
         batch = flatten_runs(*args, **kwargs)
         reached("flatten")
         return batch
 
-    collection.flatten_runs = flatten  # type: ignore[assignment]
+    loading.flatten_runs = flatten  # type: ignore[assignment]
 
     copy = export._copy_to_parquet
 

@@ -1,0 +1,225 @@
+"""The collector: every configured connection read concurrently, its runs loaded as they arrive.
+
+Pure orchestration over the API client, the paging decisions, the loader and the
+bookkeeping (no Dagster), so the CLI, the Dagster assets and the tests drive one logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+
+from pipeline.collection.bookkeeping import Bookkeeper
+from pipeline.collection.fetching import as_api_error, discover_connections, fetch_runs
+from pipeline.collection.loading import RunLoader, WarehouseGate
+from pipeline.collection.paging import PageWalk, choose_mode, page_is_unchanged, run_id
+from pipeline.collection.results import (
+    FULL,
+    CollectionResult,
+    ConnectionResult,
+    NoProgress,
+    Progress,
+)
+from pipeline.errors import ITwinRunsError
+from pipeline.itwin.client import CallStats, ExportApiClient
+from pipeline.itwin.settings import Settings
+from pipeline.transform.flatten import FetchedRun
+from pipeline.warehouse.loader import LoadStats
+from pipeline.warehouse.store import Warehouse
+
+log = logging.getLogger("pipeline.collection")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Collector:
+    """Collect every configured connection concurrently and keep the warehouse current."""
+
+    def __init__(
+        self,
+        client: ExportApiClient,
+        warehouse: Warehouse,
+        settings: Settings,
+        *,
+        progress: Progress | None = None,
+        now: Callable[[], datetime] = _utcnow,
+        batch_runs: int = 2_000,
+        force_full: bool = False,
+        max_held_runs: int = 5_000,
+        max_waiting_runs: int = 20_000,
+    ) -> None:
+        self.client = client
+        self.warehouse = warehouse
+        self.settings = settings
+        self.progress: Progress = progress or NoProgress()
+        self.now = now
+        self.batch_runs = batch_runs
+        self.force_full = force_full
+        # Memory bounds over all connections. Past `max_held_runs` fetched and not handed
+        # over, a connection hands over what it holds; past `max_waiting_runs` handed over
+        # and not loaded, it waits for its own load before reading on.
+        self.max_held_runs = max_held_runs
+        self.max_waiting_runs = max_waiting_runs
+        self.held = 0
+        self.collection_id = uuid.uuid4().hex
+        self._gate = WarehouseGate(warehouse)
+        self._loader = RunLoader(self._gate)
+        self._books = Bookkeeper(self._gate, self.collection_id)
+
+    async def run(self) -> CollectionResult:
+        started = self.now()
+        async with self._books, self._loader:
+            connection_ids, failures = await discover_connections(
+                self.client, self.settings.connection_ids, self.settings.imodel_ids, self.now
+            )
+            for failed in failures:
+                await self._books.finish(failed, self.now())
+                self.progress.connection_finished(failed)
+            await self._books.read_state(connection_ids)
+            # Many small loads in a row: checkpoint by WAL size, not DuckDB's default; less
+            # than bulk file loads, since here checkpoints overlap the waits for the API.
+            with self.warehouse.loader.bulk("256MB"):
+                results = await asyncio.gather(*(self._collect_one(c) for c in connection_ids))
+        connections = [*failures, *results]
+        totals = CallStats()
+        for r in connections:
+            totals.add(r.stats)
+        return CollectionResult(self.collection_id, started, self.now(), connections, totals)
+
+    async def _collect_one(self, connection_id: str) -> ConnectionResult:
+        result = ConnectionResult(connection_id=connection_id, mode=FULL, started_at=self.now())
+        full_pass: datetime | None = None  # what to record as its last full pass, if anything
+        try:
+            last_full = self._books.last_full.get(connection_id)
+            result.mode = choose_mode(
+                last_full, self.now(), self.settings.full_pass_every_s, self.force_full
+            )
+            self.progress.connection_started(connection_id, result.mode)
+            seen, full_pass = await self._read_pages(connection_id, result)
+            await self._refresh_open_runs(connection_id, seen, result)
+        except ITwinRunsError as exc:
+            err = as_api_error(exc)
+            if err.connection_id is None:
+                err.connection_id = connection_id
+            result.error = err
+            log.warning("collecting connection %s failed: %s", connection_id, err)
+        result.ended_at = self.now()
+        await self._books.finish(result, self.now(), full_pass)
+        self.progress.connection_finished(result)
+        return result
+
+    async def _read_pages(
+        self, connection_id: str, result: ConnectionResult
+    ) -> tuple[set[str], datetime | None]:
+        """Read pages (all, or the newest until one holds nothing new); load in batches.
+
+        Returns the run ids seen and the last full pass to record when the connection
+        ends: this one if it read the whole list, the one deferred if a batch loaded early.
+        """
+        seen: set[str] = set()
+        pending: list[FetchedRun] = []
+        walk = PageWalk(result.mode)
+        pages = 0
+        deferred: datetime | None = None
+        loading: asyncio.Future[LoadStats] | None = None  # its batch in the loader, if any
+        try:
+            async for page in self.client.list_runs(connection_id, stats=result.stats):
+                pages += 1
+                page_ids = [rid for rid in map(run_id, page.runs) if rid is not None]
+                seen.update(page_ids)
+                result.runs_seen += len(page.runs)
+                # Only an incremental walk stops early; a full one need not ask the warehouse.
+                unchanged = walk.incremental and page_is_unchanged(
+                    page.runs,
+                    await self._gate.call(self.warehouse.bookkeeping.latest_hashes, connection_id, page_ids),
+                )
+                pending.extend(FetchedRun(connection_id, run, page.fetched_at) for run in page.runs)
+                self.held += len(page.runs)
+                if len(pending) >= self.batch_runs or self.held >= self.max_held_runs:
+                    if walk.incremental and deferred is None:
+                        deferred = await self._books.defer_full_pass(connection_id)
+                    loading = await self._hand_over(pending, result, loading)
+                    pending = []
+                self.progress.pages_fetched(connection_id, pages, result.runs_seen)
+                if not walk.go_on(page.runs, unchanged, page.has_next):
+                    break
+        except BaseException as exc:
+            self.held -= len(pending)  # a failed read loads nothing more
+            if loading is not None and isinstance(exc, Exception):
+                await _settled(loading)  # its batch is good: let it finish
+            raise
+        if pending:
+            loading = await self._hand_over(pending, result, loading)
+        if loading is not None:
+            await loading
+        if walk.mode == FULL and walk.read_all:
+            return seen, result.started_at
+        return seen, deferred
+
+    async def _hand_over(
+        self,
+        runs: list[FetchedRun],
+        result: ConnectionResult,
+        previous: asyncio.Future[LoadStats] | None,
+    ) -> asyncio.Future[LoadStats] | None:
+        """Give held runs to the loader and read on while they load (returns their load).
+
+        A load can stall (a checkpoint), and the budget's requests are lost if every
+        connection waits for it. One batch of a connection at a time, though, so a merged
+        write holds each run once and a connection's batches load in order.
+        """
+        if previous is not None:
+            await previous
+        self.held -= len(runs)
+        loading = self._loader.hand_over(runs)
+        loading.add_done_callback(lambda done: _count_loaded(done, result))
+        if self._loader.waiting > self.max_waiting_runs:
+            await loading
+            return None
+        return loading
+
+    async def _refresh_open_runs(
+        self, connection_id: str, seen: set[str], result: ConnectionResult
+    ) -> None:
+        """Re-fetch stored runs that are not Completed and were not on the pages just read."""
+        todo = [r for r in self._books.open_at_start.get(connection_id, []) if r not in seen]
+        fetched = await fetch_runs(self.client, connection_id, todo, result)
+        result.runs_refreshed += len(fetched)
+        for start in range(0, len(fetched), self.batch_runs):
+            stats = await self._loader.write(fetched[start : start + self.batch_runs])
+            result.add_loaded(stats.for_connection(connection_id))
+
+
+def _count_loaded(loading: asyncio.Future[LoadStats], result: ConnectionResult) -> None:
+    if not loading.cancelled() and loading.exception() is None:
+        result.add_loaded(loading.result().for_connection(result.connection_id))
+
+
+async def _settled(loading: asyncio.Future[LoadStats]) -> None:
+    """Wait for a batch whose read failed since; the read's error is the one to report."""
+    with contextlib.suppress(Exception):
+        await loading
+
+
+async def collect(
+    settings: Settings,
+    warehouse: Warehouse,
+    *,
+    progress: Progress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    force_full: bool = False,
+) -> CollectionResult:
+    """Open a client for the settings and collect every configured connection."""
+    settings.require_credentials()
+    settings.require_targets()
+    async with ExportApiClient(settings, transport=transport) as client:
+        collector = Collector(client, warehouse, settings, progress=progress, force_full=force_full)
+        return await collector.run()
