@@ -69,7 +69,9 @@ class Bookkeeper:
         this collection stores was on a page it read.
         """
         warehouse = self._gate.warehouse
-        self.last_full = await self._gate.call(warehouse.bookkeeping.last_full_passes, connection_ids)
+        self.last_full = await self._gate.call(
+            warehouse.bookkeeping.last_full_passes, connection_ids
+        )
         self.open_at_start = await self._gate.call(
             warehouse.bookkeeping.open_runs_by_connection, connection_ids
         )
@@ -81,7 +83,9 @@ class Bookkeeper:
         a crash or failure the next incremental read would stop before the older new runs
         this one never loaded. Returns the real last full pass, to restore at the end.
         """
-        await self._gate.call(self._gate.warehouse.bookkeeping.mark_full_pass, connection_id, LONG_AGO)
+        await self._gate.call(
+            self._gate.warehouse.bookkeeping.mark_full_pass, connection_id, LONG_AGO
+        )
         return self.last_full.get(connection_id, LONG_AGO)
 
     async def finish(

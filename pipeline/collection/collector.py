@@ -139,7 +139,9 @@ class Collector:
                 # Only an incremental walk stops early; a full one need not ask the warehouse.
                 unchanged = walk.incremental and page_is_unchanged(
                     page.runs,
-                    await self._gate.call(self.warehouse.bookkeeping.latest_hashes, connection_id, page_ids),
+                    await self._gate.call(
+                        self.warehouse.bookkeeping.latest_hashes, connection_id, page_ids
+                    ),
                 )
                 pending.extend(FetchedRun(connection_id, run, page.fetched_at) for run in page.runs)
                 self.held += len(page.runs)
