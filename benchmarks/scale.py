@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,11 +56,11 @@ GOAL_FULL_1M_S = 60.0
 GOAL_RSS_MB = 1024.0
 
 _START_UP = """
-import json, sys, time
-t0 = time.perf_counter()
+import json, time
+t0, c0 = time.perf_counter(), time.process_time()
 import dagster
 import pipeline.definitions
-print(json.dumps({"start_up_s": time.perf_counter() - t0}))
+print(json.dumps({"start_up_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}))
 """
 
 
@@ -68,16 +69,20 @@ class Measured:
     wall_s: float
     peak_mb: float
     marks: dict[str, float]  # stderr line prefix -> seconds from start
+    lines: dict[str, str]  # stderr line prefix -> the first line that had it
+    cpu_s: float  # user + system CPU of the process tree: steadier than wall on a busy machine
 
 
 def run_watched(cmd: list[str], env: dict[str, str], marks: tuple[str, ...] = ()) -> Measured:
     """Run `cmd` to completion; wall time, peak RSS of it and its children, stderr marks."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     peak = [0]
     seen: dict[str, float] = {}
+    seen_lines: dict[str, str] = {}
     err: list[str] = []
 
     def sample() -> None:
@@ -97,6 +102,7 @@ def run_watched(cmd: list[str], env: dict[str, str], marks: tuple[str, ...] = ()
             for prefix in marks:
                 if line.startswith(prefix) and prefix not in seen:
                     seen[prefix] = time.perf_counter() - started
+                    seen_lines[prefix] = line.strip()
 
     threads = [threading.Thread(target=sample), threading.Thread(target=read_err)]
     for t in threads:
@@ -109,7 +115,9 @@ def run_watched(cmd: list[str], env: dict[str, str], marks: tuple[str, ...] = ()
         t.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{''.join(err)[-3000:]}")
-    return Measured(wall, peak[0] / 2**20, seen)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Measured(wall, peak[0] / 2**20, seen, seen_lines, cpu)
 
 
 def load_average() -> float:
@@ -199,8 +207,8 @@ def _changed(run: dict[str, Any], connection_id: str) -> dict[str, Any]:
 # --- the measurements ---------------------------------------------------------------------
 
 
-def dagster_start_up(repeat: int) -> list[float]:
-    """Seconds to import Dagster and our definitions in a fresh process, `repeat` times."""
+def dagster_start_up(repeat: int) -> list[dict[str, float]]:
+    """Wall and CPU seconds to import Dagster and our definitions in a fresh process."""
     times = []
     for _ in range(repeat):
         data = Path(tempfile.mkdtemp(prefix="scale-startup-", dir=WORK))
@@ -215,7 +223,7 @@ def dagster_start_up(repeat: int) -> list[float]:
             ).stdout
         finally:
             shutil.rmtree(data, ignore_errors=True)
-        times.append(float(json.loads(out.strip().splitlines()[-1])["start_up_s"]))
+        times.append(json.loads(out.strip().splitlines()[-1]))
     return times
 
 
@@ -234,21 +242,32 @@ def bench_size(runs: int, repeat: int, full_flag: bool) -> dict[str, Any]:
         db_mb = (copy / "warehouse.duckdb").stat().st_size / 2**20
         full_cmd = [str(CLI), "report", *(["--full"] if full_flag else [])]
         full = run_watched(full_cmd, _env(copy))
-        print(f"  {runs:,}: full rebuild {full.wall_s:.1f} s, {full.peak_mb:.0f} MB", flush=True)
+        print(
+            f"  {runs:,}: full rebuild {full.wall_s:.1f} s ({full.cpu_s:.1f} s CPU), "
+            f"{full.peak_mb:.0f} MB",
+            flush=True,
+        )
         nothing_new = []
         for _ in range(repeat):
             nothing_new.append(run_watched([str(CLI), "report"], _env(copy)))
             m = nothing_new[-1]
-            print(f"  {runs:,}: nothing new {m.wall_s:.1f} s, {m.peak_mb:.0f} MB", flush=True)
+            print(
+                f"  {runs:,}: nothing new {m.wall_s:.1f} s ({m.cpu_s:.1f} s CPU), "
+                f"{m.peak_mb:.0f} MB",
+                flush=True,
+            )
         changed = []
         for round_ in range(repeat):
             page = write_changed_runs(copy, copy.parent / f"changed-{round_}.json", round_)
             m = run_watched([str(CLI), "load", str(page)], _env(copy), marks=("loaded ",))
+            # Not a timing check: a load that changed fewer runs would measure something else.
+            if f" {CHANGED_RUNS} changed," not in m.lines.get("loaded ", ""):
+                raise RuntimeError(f"the changed runs did not load as changed: {m.lines}")
             changed.append(m)
             load_s = m.marks.get("loaded ", float("nan"))
             print(
                 f"  {runs:,}: {CHANGED_RUNS} changed: load {load_s:.1f} s, then build "
-                f"{m.wall_s - load_s:.1f} s, {m.peak_mb:.0f} MB",
+                f"{m.wall_s - load_s:.1f} s ({m.cpu_s:.1f} s CPU in all), {m.peak_mb:.0f} MB",
                 flush=True,
             )
     finally:
@@ -266,6 +285,7 @@ def bench_size(runs: int, repeat: int, full_flag: bool) -> dict[str, Any]:
                 "peak_mb": m.peak_mb,
                 "load_s": m.marks.get("loaded ", float("nan")),
                 "build_s": m.wall_s - m.marks.get("loaded ", float("nan")),
+                "cpu_s": m.cpu_s,
             }
             for m in changed
         ],
@@ -279,11 +299,12 @@ def bench_scale(sizes: list[int], repeat: int = 1, start_up_repeat: int = 3) -> 
     full_flag = report_has_full_flag()
     print(f"\n[scale] sizes {sizes}, load average {load_average():.2f}", flush=True)
     start_up = dagster_start_up(start_up_repeat)
-    print(f"  Dagster start-up: {', '.join(f'{s:.2f}' for s in start_up)} s", flush=True)
+    walls = ", ".join(f"{s['start_up_s']:.2f}" for s in start_up)
+    print(f"  Dagster start-up: {walls} s", flush=True)
     by_size = [bench_size(n, repeat, full_flag) for n in sizes]
     return {
         "sizes": by_size,
-        "dagster_start_up_s": start_up,
+        "dagster_start_up": start_up,
         "full_flag": full_flag,
         "repeat": repeat,
         "cpus": os.cpu_count(),
@@ -303,7 +324,8 @@ def _verdict(ok: bool) -> str:
 
 def render_scale(results: dict[str, Any]) -> str:
     """A Markdown section: one row per size, then each goal of issue 21 with its figure."""
-    start_up = _med(results["dagster_start_up_s"])
+    start_up = _med([s["start_up_s"] for s in results["dagster_start_up"]])
+    start_up_cpu = _med([s["cpu_s"] for s in results["dagster_start_up"]])
     full_name = "`report --full`" if results["full_flag"] else "`report` (no `--full` flag yet)"
     lines = [
         "## Builds as the history grows (`python -m benchmarks.scale`)",
@@ -312,13 +334,15 @@ def render_scale(results: dict[str, Any]) -> str:
         "simulator list pages loaded with `itwin-runs load`), copied before every set of "
         f"measurements. Median of {results['repeat']} round(s); wall time of the whole process; "
         "peak RSS of its process tree. Dagster start-up (importing Dagster and our "
-        f"definitions, measured alone, median): **{start_up:.2f} s**, part of every build "
-        "below; the 'build' columns subtract it.",
+        f"definitions, measured alone, median): **{start_up:.2f} s** ({start_up_cpu:.2f} s "
+        "CPU), part of every build below; the figures in brackets subtract it. CPU is user + "
+        "system time of the process tree, steadier than wall time on a shared machine.",
         "",
         f"| runs | warehouse MB | full rebuild ({full_name}) s | nothing new s (build) "
         f"| {CHANGED_RUNS} changed: load s | {CHANGED_RUNS} changed: then build s (build) "
+        "| CPU s (full / nothing new / changed, load and build) "
         "| peak RSS MB (full / nothing new / changed) | load average (1 min) before, after |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in results["sizes"]:
         nothing = _med([m["wall_s"] for m in s["nothing_new"]])
@@ -329,10 +353,16 @@ def render_scale(results: dict[str, Any]) -> str:
             max(m["peak_mb"] for m in s["nothing_new"]),
             max(m["peak_mb"] for m in s["changed"]),
         )
+        cpu = (
+            s["full"]["cpu_s"],
+            _med([m["cpu_s"] for m in s["nothing_new"]]),
+            _med([m["cpu_s"] for m in s["changed"]]),
+        )
         lines.append(
             f"| {s['runs']:,} | {s['warehouse_mb']:.0f} | {s['full']['wall_s']:.1f} "
             f"| {nothing:.1f} ({nothing - start_up:.1f}) | {load:.1f} "
             f"| {build:.1f} ({build - start_up:.1f}) "
+            f"| {cpu[0]:.1f} / {cpu[1]:.1f} / {cpu[2]:.1f} "
             f"| {rss[0]:.0f} / {rss[1]:.0f} / {rss[2]:.0f} "
             f"| {s['load_avg'][0]:.2f}, {s['load_avg'][1]:.2f} |"
         )
