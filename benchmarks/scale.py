@@ -378,17 +378,21 @@ def _goals(results: dict[str, Any], start_up: float) -> list[str]:
         nothing = _med([m["wall_s"] for m in s["nothing_new"]]) - start_up
         return nothing, _med([m["build_s"] for m in s["changed"]]) - start_up
 
+    def cpu(s: dict[str, Any], kind: str) -> float:
+        return _med([m["cpu_s"] for m in s[kind]])
+
     lines = ["| goal (issue 21) | figure | |", "|---|---|---|"]
     if 30_000 in by_runs and 300_000 in by_runs:
-        small, large = builds(by_runs[30_000]), builds(by_runs[300_000])
-        for label, a, b in (
-            ("nothing-new build", small[0], large[0]),
-            (f"{CHANGED_RUNS}-changed build", small[1], large[1]),
+        small, large = by_runs[30_000], by_runs[300_000]
+        for label, kind, a, b in (
+            ("nothing-new build", "nothing_new", builds(small)[0], builds(large)[0]),
+            (f"{CHANGED_RUNS}-changed build", "changed", builds(small)[1], builds(large)[1]),
         ):
             ratio = b / a if a > 0 else float("inf")
             lines.append(
-                f"| {label} at 300k within {GOAL_RATIO}x of 30k | {ratio:.2f}x "
-                f"({b:.1f} s / {a:.1f} s) | {_verdict(ratio <= GOAL_RATIO)} |"
+                f"| {label} at 300k within {GOAL_RATIO}x of 30k | {ratio:.2f}x wall "
+                f"({b:.1f} s / {a:.1f} s); CPU of the whole process {cpu(large, kind):.1f} s / "
+                f"{cpu(small, kind):.1f} s | {_verdict(ratio <= GOAL_RATIO)} |"
             )
     if 1_000_000 in by_runs:
         big = by_runs[1_000_000]
