@@ -25,23 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / ".work"
-CLI = Path(sys.executable).with_name("itwin-runs")
+from benchmarks import measure
+from benchmarks.measure import CLI, ROOT, WORK, Measured
 
 SIZES = (30_000, 300_000, 1_000_000)
 QUICK_SIZES = (2_000, 6_000)
@@ -64,65 +58,25 @@ print(json.dumps({"start_up_s": time.perf_counter() - t0, "cpu_s": time.process_
 """
 
 
-@dataclass
-class Measured:
-    wall_s: float
-    peak_mb: float
-    marks: dict[str, float]  # stderr line prefix -> seconds from start
-    lines: dict[str, str]  # stderr line prefix -> the first line that had it
-    cpu_s: float  # user + system CPU of the process tree: steadier than wall on a busy machine
-
-
 def run_watched(cmd: list[str], env: dict[str, str], marks: tuple[str, ...] = ()) -> Measured:
-    """Run `cmd` to completion; wall time, peak RSS of it and its children, stderr marks."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    peak = [0]
-    seen: dict[str, float] = {}
-    seen_lines: dict[str, str] = {}
-    err: list[str] = []
-
-    def sample() -> None:
-        root = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree))
-            except psutil.Error:
-                pass
-            time.sleep(0.02)
-
-    def read_err() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            err.append(line)
-            for prefix in marks:
-                if line.startswith(prefix) and prefix not in seen:
-                    seen[prefix] = time.perf_counter() - started
-                    seen_lines[prefix] = line.strip()
-
-    threads = [threading.Thread(target=sample), threading.Thread(target=read_err)]
-    for t in threads:
-        t.start()
-    if proc.stdout:
-        proc.stdout.read()  # the summary; drained so the child never blocks on it
-    proc.wait()
-    wall = time.perf_counter() - started
-    for t in threads:
-        t.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{''.join(err)[-3000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Measured(wall, peak[0] / 2**20, seen, seen_lines, cpu)
+    """measure.run_watched, failing loudly: a failed build would measure nothing."""
+    m = measure.run_watched(cmd, env, marks)
+    if m.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {m.returncode}:\n{m.stderr[-3000:]}")
+    return m
 
 
 def load_average() -> float:
     """The one-minute load average (the machine may be shared: read figures beside it)."""
     return os.getloadavg()[0]
+
+
+def _figures(m: Measured) -> dict[str, float]:
+    return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "peak_mb": m.peak_tree_mb}
+
+
+def _loaded_line(m: Measured) -> str:
+    return next((line for line in m.stderr.splitlines() if line.startswith("loaded ")), "")
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -244,7 +198,7 @@ def bench_size(runs: int, repeat: int, full_flag: bool) -> dict[str, Any]:
         full = run_watched(full_cmd, _env(copy))
         print(
             f"  {runs:,}: full rebuild {full.wall_s:.1f} s ({full.cpu_s:.1f} s CPU), "
-            f"{full.peak_mb:.0f} MB",
+            f"{full.peak_tree_mb:.0f} MB",
             flush=True,
         )
         nothing_new = []
@@ -253,7 +207,7 @@ def bench_size(runs: int, repeat: int, full_flag: bool) -> dict[str, Any]:
             m = nothing_new[-1]
             print(
                 f"  {runs:,}: nothing new {m.wall_s:.1f} s ({m.cpu_s:.1f} s CPU), "
-                f"{m.peak_mb:.0f} MB",
+                f"{m.peak_tree_mb:.0f} MB",
                 flush=True,
             )
         changed = []
@@ -261,13 +215,13 @@ def bench_size(runs: int, repeat: int, full_flag: bool) -> dict[str, Any]:
             page = write_changed_runs(copy, copy.parent / f"changed-{round_}.json", round_)
             m = run_watched([str(CLI), "load", str(page)], _env(copy), marks=("loaded ",))
             # Not a timing check: a load that changed fewer runs would measure something else.
-            if f" {CHANGED_RUNS} changed," not in m.lines.get("loaded ", ""):
-                raise RuntimeError(f"the changed runs did not load as changed: {m.lines}")
+            if f" {CHANGED_RUNS} changed," not in _loaded_line(m):
+                raise RuntimeError(f"the changed runs did not load as changed: {_loaded_line(m)}")
             changed.append(m)
             load_s = m.marks.get("loaded ", float("nan"))
             print(
                 f"  {runs:,}: {CHANGED_RUNS} changed: load {load_s:.1f} s, then build "
-                f"{m.wall_s - load_s:.1f} s ({m.cpu_s:.1f} s CPU in all), {m.peak_mb:.0f} MB",
+                f"{m.wall_s - load_s:.1f} s ({m.cpu_s:.1f} s CPU in all), {m.peak_tree_mb:.0f} MB",
                 flush=True,
             )
     finally:
@@ -277,12 +231,12 @@ def bench_size(runs: int, repeat: int, full_flag: bool) -> dict[str, Any]:
         "runs": runs,
         "warehouse_mb": db_mb,
         "made": made,
-        "full": asdict(full),
-        "nothing_new": [asdict(m) for m in nothing_new],
+        "full": _figures(full),
+        "nothing_new": [_figures(m) for m in nothing_new],
         "changed": [
             {
                 "wall_s": m.wall_s,
-                "peak_mb": m.peak_mb,
+                "peak_mb": m.peak_tree_mb,
                 "load_s": m.marks.get("loaded ", float("nan")),
                 "build_s": m.wall_s - m.marks.get("loaded ", float("nan")),
                 "cpu_s": m.cpu_s,
