@@ -18,7 +18,7 @@ once, to check the harness itself. `--baseline DIR` also loads with the code che
 in DIR (say `git worktree add /tmp/before <commit>`), alternating with the others, to
 show a change's before and after from one run.
 
-    .venv/bin/python -m benchmarks.run_all [--quick] [--only load,collect,demo,scale] [--baseline DIR]
+    .venv/bin/python -m benchmarks.run_all [--quick] [--only load,collect,scale] [--baseline DIR]
     make bench BENCH_ARGS="--baseline /tmp/before"
 """
 
