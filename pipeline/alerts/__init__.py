@@ -1,13 +1,12 @@
 """Alerts: findings from the built models, posted once each to an incoming webhook.
 
 `send_alerts` is the one call a build makes after its models; `current_findings` /
-`finding_lines` list what it would alert on; `format_rate` renders a rate with its
-interval the same way everywhere.
+`finding_lines` list what it would alert on. Rates read as on the report page
+(pipeline.report.format.format_rate).
 """
 
 from pipeline.alerts.findings import Finding, current_findings, finding_lines
 from pipeline.alerts.log import ALERT_LOG, ensure_alert_log
-from pipeline.alerts.rates import format_percent, format_rate
 from pipeline.alerts.send import AlertReport, send_alerts
 
 __all__ = [
@@ -17,7 +16,5 @@ __all__ = [
     "current_findings",
     "ensure_alert_log",
     "finding_lines",
-    "format_percent",
-    "format_rate",
     "send_alerts",
 ]

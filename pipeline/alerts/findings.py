@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from pipeline.alerts.rates import format_rate
+from pipeline.report.format import format_rate
 
 log = logging.getLogger("pipeline.alerts")
 

@@ -54,7 +54,7 @@ def test_a_spike_finding_names_the_day_its_rate_with_interval_and_the_baseline(
             day=date(2026, 12, 3),
             text=(
                 "Task failure spike on 2026-12-03: 18% (9–34%) of 40 completed tasks failed, "
-                "against 5% (4–6%) of 1,200 over the 28 days before."
+                "against 5.0% (3.9–6.4%) of 1,200 over the 28 days before."
             ),
         )
     ]
@@ -90,10 +90,10 @@ def test_a_trend_finding_names_the_code_its_recent_rate_and_the_prior_one(
         prior=(0, 1600, 0.0, 0.0, 0.0024),
     )
     assert finding_lines(con) == [
-        "Error code TAE_NEW is new: 5 failed tasks, 1% (<1–3%) of 400 completed tasks in the "
+        "Error code TAE_NEW is new: 5 failed tasks, 1.2% (0.4–2.9%) of 400 completed tasks in the "
         "7 days to 2026-12-06, none in the 28 days before.",
-        "Error code TAE_X is rising: 48 failed tasks, 12% (9–16%) of 400 completed tasks in the "
-        "7 days to 2026-12-06, against 3% (2–4%) of 1,600 in the 28 days before.",
+        "Error code TAE_X is rising: 48 failed tasks, 12.0% (9.2–15.6%) of 400 completed tasks "
+        "in the 7 days to 2026-12-06, against 3.0% (2.3–4.0%) of 1,600 in the 28 days before.",
     ]
 
 
