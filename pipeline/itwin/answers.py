@@ -149,3 +149,29 @@ def _final_error(response: httpx.Response, outcome: Outcome, connection_id: str 
             extra={"location_origin": where},
         )
     return error_from_response(response, connection_id=connection_id)
+
+
+def member_list(answer: Answer, member: str, connection_id: str | None) -> list[dict[str, Any]]:
+    """The answer's ``member`` list (a list page's items), or an UnexpectedAnswer error."""
+    items = answer.body.get(member)
+    if not isinstance(items, list):
+        raise _unexpected(answer, f"a list page without a {member!r} list", connection_id)
+    return items
+
+
+def member_object(answer: Answer, member: str, connection_id: str | None) -> dict[str, Any]:
+    """The answer's ``member`` object (the run, the connection), or an UnexpectedAnswer error."""
+    value = answer.body.get(member)
+    if not isinstance(value, dict):
+        raise _unexpected(answer, f"an answer without a {member!r} object", connection_id)
+    return value
+
+
+def _unexpected(answer: Answer, what: str, connection_id: str | None) -> ApiError:
+    return ApiError(
+        message=f"the API sent {what}",
+        status=200,
+        code="UnexpectedAnswer",
+        connection_id=connection_id,
+        url=str(answer.url),
+    )
