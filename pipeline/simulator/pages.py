@@ -176,14 +176,14 @@ def _write(path: Path, data: bytes) -> None:
 def _pages(world: World, conn: Connection, job: _Job) -> Iterator[tuple[int, bytes]]:
     """The connection's list pages, newest run first, generated a page at a time."""
     cfg = world.config
-    ids, starts = world.initial_schedule(conn)
+    ids, starts = world.schedule.initial_schedule(conn)
     now = ticks_of(cfg.start_time)
     base = f"{PUBLIC_BASE}/export/connections/{conn.id}/runs"
     total, size = len(ids), job.page_size
     for number, skip in enumerate(range(0, total, size)):
         batch = []
         for seq in range(total - 1 - skip, max(-1, total - 1 - skip - size), -1):
-            plan = world.build(conn, seq, starts[seq])
+            plan = world.schedule.build(conn, seq, starts[seq])
             body = orjson.dumps(view_at(plan, now))
             batch.append(splice_connection_id(body, conn.id) if job.include_connection_id else body)
         links = {"self": {"href": f"{base}&$skip={skip}&$top={size}"}}

@@ -17,7 +17,8 @@ from typing import Any
 
 import uvicorn
 
-from pipeline.simulator.app import RecordedRequest, SimulatorApp
+from pipeline.simulator.app import SimulatorApp
+from pipeline.simulator.asgi import RecordedRequest
 from pipeline.simulator.config import Faults, SimulatorConfig
 from pipeline.simulator.world import World
 

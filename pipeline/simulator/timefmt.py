@@ -32,7 +32,7 @@ def _day(days: int) -> str:
     return text
 
 
-# Every time of day as text, built once (about 5 MB): formatting is then two lookups.
+# Every time of day as text, built once: formatting is then two lookups.
 _HMS = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
 
 
