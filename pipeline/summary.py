@@ -13,6 +13,7 @@ from pipeline.report.causes import FIXABILITY
 from pipeline.report.data import has_relation, rows_of
 from pipeline.report.format import format_rate, share
 from pipeline.report.html import top_failure_causes
+from pipeline.warehouse.store import connect_read_only
 
 
 @dataclass
@@ -158,7 +159,7 @@ def _fixability(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def read_summary(data_dir: Path, top: int = 5) -> Summary:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with connect_read_only(data_dir / "warehouse.duckdb") as con:
         counts = {t: _count(con, t) for t in ("runs", "jobs", "tasks", "task_errors", "quarantine")}
         last, failed = _last_collection(con)
         try:

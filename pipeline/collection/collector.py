@@ -14,11 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
+import orjson
 
 from pipeline.collection.bookkeeping import Bookkeeper
 from pipeline.collection.fetching import as_api_error, discover_connections, fetch_runs
-from pipeline.collection.loading import RunLoader, WarehouseGate
+from pipeline.collection.loading import Handed, RunLoader, WarehouseGate
 from pipeline.collection.paging import PageWalk, choose_mode, page_is_unchanged, run_id
+from pipeline.collection.requests_log import RequestRecorder
 from pipeline.collection.results import (
     FULL,
     CollectionResult,
@@ -27,9 +29,12 @@ from pipeline.collection.results import (
     Progress,
 )
 from pipeline.errors import ITwinRunsError
-from pipeline.itwin.client import CallStats, ExportApiClient
+from pipeline.itwin.client import CallStats, ExportApiClient, RunsPage
+from pipeline.itwin.errors import InvalidIdError
+from pipeline.itwin.ids import validate_id
 from pipeline.itwin.settings import Settings
-from pipeline.transform.flatten import FetchedRun
+from pipeline.transform.flatten import FetchedRun, Rejected
+from pipeline.warehouse.bookkeeping import RawText
 from pipeline.warehouse.loader import LoadStats
 from pipeline.warehouse.store import Warehouse
 
@@ -76,7 +81,7 @@ class Collector:
 
     async def run(self) -> CollectionResult:
         started = self.now()
-        async with self._books, self._loader:
+        async with self._books, self._loader, RequestRecorder(self.client, self._gate, self.now):
             connection_ids, failures = await discover_connections(
                 self.client, self.settings.connection_ids, self.settings.imodel_ids, self.now
             )
@@ -100,7 +105,10 @@ class Collector:
         try:
             last_full = self._books.last_full.get(connection_id)
             result.mode = choose_mode(
-                last_full, self.now(), self.settings.full_pass_every_s, self.force_full
+                last_full,
+                self.now(),
+                self.settings.full_pass_every_s,
+                self.force_full or self._has_unaddressable_open_run(connection_id),
             )
             self.progress.connection_started(connection_id, result.mode)
             seen, full_pass = await self._read_pages(connection_id, result)
@@ -110,7 +118,8 @@ class Collector:
             if err.connection_id is None:
                 err.connection_id = connection_id
             result.error = err
-            log.warning("collecting connection %s failed: %s", connection_id, err)
+            verb = "stopped" if result.stopped else "failed"
+            log.warning("collecting connection %s %s: %s", connection_id, verb, err)
         result.ended_at = self.now()
         await self._books.finish(result, self.now(), full_pass)
         self.progress.connection_finished(result)
@@ -125,7 +134,7 @@ class Collector:
         ends: this one if it read the whole list, the one deferred if a batch loaded early.
         """
         seen: set[str] = set()
-        pending: list[FetchedRun] = []
+        pending: list[Handed] = []
         walk = PageWalk(result.mode)
         pages = 0
         deferred: datetime | None = None
@@ -135,7 +144,7 @@ class Collector:
                 pages += 1
                 page_ids = [rid for rid in map(run_id, page.runs) if rid is not None]
                 seen.update(page_ids)
-                result.runs_seen += len(page.runs)
+                result.runs_seen += len(page.runs) + len(page.rejected)
                 # Only an incremental walk stops early; a full one need not ask the warehouse.
                 unchanged = walk.incremental and page_is_unchanged(
                     page.runs,
@@ -144,7 +153,9 @@ class Collector:
                     ),
                 )
                 pending.extend(FetchedRun(connection_id, run, page.fetched_at) for run in page.runs)
-                self.held += len(page.runs)
+                pending.extend(_rejected(connection_id, page))
+                await self._keep_duplicate_texts(connection_id, page, result)
+                self.held += len(page.runs) + len(page.rejected)
                 if len(pending) >= self.batch_runs or self.held >= self.max_held_runs:
                     if walk.incremental and deferred is None:
                         deferred = await self._books.defer_full_pass(connection_id)
@@ -153,8 +164,19 @@ class Collector:
                 self.progress.pages_fetched(connection_id, pages, result.runs_seen)
                 if not walk.go_on(page.runs, unchanged, page.has_next):
                     break
+        except ITwinRunsError:
+            # The API stopped or failed this read: what it already sent is loaded all the
+            # same. An incremental read's partial pages must not look like a finished walk,
+            # so the next collection reads this connection whole.
+            if pending and walk.incremental and deferred is None:
+                await self._books.defer_full_pass(connection_id)
+            if pending:
+                loading = await self._hand_over(pending, result, loading)
+            if loading is not None:
+                await _settled(loading)
+            raise
         except BaseException as exc:
-            self.held -= len(pending)  # a failed read loads nothing more
+            self.held -= len(pending)  # cancelled: loads nothing more
             if loading is not None and isinstance(exc, Exception):
                 await _settled(loading)  # its batch is good: let it finish
             raise
@@ -168,7 +190,7 @@ class Collector:
 
     async def _hand_over(
         self,
-        runs: list[FetchedRun],
+        runs: list[Handed],
         result: ConnectionResult,
         previous: asyncio.Future[LoadStats] | None,
     ) -> asyncio.Future[LoadStats] | None:
@@ -191,13 +213,79 @@ class Collector:
     async def _refresh_open_runs(
         self, connection_id: str, seen: set[str], result: ConnectionResult
     ) -> None:
-        """Re-fetch stored runs that are not Completed and were not on the pages just read."""
+        """Re-fetch stored runs that are not Completed and were not on the pages just read.
+
+        What was fetched is loaded even when the refresh ended early (its error is raised
+        after); runs it did not re-read stay as stored, open, for the next collection.
+        """
         todo = [r for r in self._books.open_at_start.get(connection_id, []) if r not in seen]
-        fetched = await fetch_runs(self.client, connection_id, todo, result)
-        result.runs_refreshed += len(fetched)
-        for start in range(0, len(fetched), self.batch_runs):
-            stats = await self._loader.write(fetched[start : start + self.batch_runs])
+        refreshed = await fetch_runs(self.client, connection_id, todo, result)
+        result.runs_refreshed += len(refreshed.fetched)
+        handed: list[Handed] = [*refreshed.fetched, *refreshed.rejected]
+        for start in range(0, len(handed), self.batch_runs):
+            stats = await self._loader.write(handed[start : start + self.batch_runs])
             result.add_loaded(stats.for_connection(connection_id))
+        if refreshed.error is not None:
+            raise refreshed.error
+
+    def _has_unaddressable_open_run(self, connection_id: str) -> bool:
+        """An open run whose id cannot be a URL path segment is re-read through the list
+        (a full pass reads it there) instead of by id, so it never wedges the connection."""
+        for rid in self._books.open_at_start.get(connection_id, []):
+            try:
+                validate_id(rid, "run_id")
+            except InvalidIdError:
+                return True
+        return False
+
+    async def _keep_duplicate_texts(
+        self, connection_id: str, page: RunsPage, result: ConnectionResult
+    ) -> None:
+        """Runs that repeated a key load with the last value; their raw text is kept too."""
+        if not page.duplicate_keys:
+            return
+        result.duplicate_keys += len(page.duplicate_keys)
+        rows = [
+            RawText(
+                connection_id,
+                _id_in(item.raw),
+                DUPLICATE_KEYS_REASON,
+                item.raw,
+                page.fetched_at,
+                DUPLICATE_KEYS_SOURCE,
+            )
+            for item in page.duplicate_keys
+        ]
+        await self._gate.call(self.warehouse.bookkeeping.keep_raw_texts, rows)
+
+
+# Quarantine rows that keep the raw text of a run loaded all the same.
+DUPLICATE_KEYS_SOURCE = "duplicate keys"
+DUPLICATE_KEYS_REASON = (
+    "the run object repeats a key: loaded with the last value of each key; raw text kept here"
+)
+
+
+def _rejected(connection_id: str, page: RunsPage) -> list[Rejected]:
+    """A page's runs that are not usable JSON, for the quarantine (the page is not re-read)."""
+    return [
+        Rejected(
+            connection_id,
+            f"run {item.index} of the page: {item.reason}",
+            item.raw,
+            page.fetched_at,
+            page.url,
+        )
+        for item in page.rejected
+    ]
+
+
+def _id_in(raw: str) -> str | None:
+    try:
+        rid = orjson.loads(raw).get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return rid if isinstance(rid, str) else None
 
 
 def _count_loaded(loading: asyncio.Future[LoadStats], result: ConnectionResult) -> None:
@@ -222,6 +310,7 @@ async def collect(
     """Open a client for the settings and collect every configured connection."""
     settings.require_credentials()
     settings.require_targets()
-    async with ExportApiClient(settings, transport=transport) as client:
+    history = warehouse.bookkeeping.recent_requests(datetime.now(UTC))
+    async with ExportApiClient(settings, transport=transport, request_history=history) as client:
         collector = Collector(client, warehouse, settings, progress=progress, force_full=force_full)
         return await collector.run()

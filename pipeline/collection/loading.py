@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from pipeline.transform.flatten import FetchedRun, flatten_runs
+from pipeline.transform.flatten import FetchedRun, Rejected, flatten_runs
 from pipeline.warehouse.loader import LoadStats
 from pipeline.warehouse.store import Warehouse
 
@@ -112,19 +112,25 @@ def _settle(
             handed.done.set_result(outcome)
 
 
-def _flatten(runs: Sequence[FetchedRun]) -> Any:
+# What a connection hands over: runs, and answers it could not read (quarantined).
+Handed = FetchedRun | Rejected
+
+
+def _flatten(items: Sequence[Handed]) -> Any:
     # Looked up when called: crash trials replace `flatten_runs` to kill the process.
-    return flatten_runs(runs)
+    runs = [i for i in items if isinstance(i, FetchedRun)]
+    rejected = [i for i in items if isinstance(i, Rejected)]
+    return flatten_runs(runs, rejected) if rejected else flatten_runs(runs)
 
 
-class RunLoader(MergingWriter[FetchedRun, LoadStats]):
-    """Flattens and loads the runs connections hand over, in one transaction per write."""
+class RunLoader(MergingWriter[Handed, LoadStats]):
+    """Flattens and loads what connections hand over, in one transaction per write."""
 
     def __init__(self, gate: WarehouseGate) -> None:
         super().__init__(self._flatten_and_load)
         self._gate = gate
 
-    async def _flatten_and_load(self, runs: list[FetchedRun]) -> LoadStats:
+    async def _flatten_and_load(self, runs: list[Handed]) -> LoadStats:
         # Flattened before taking the warehouse: it needs none, so reads go on meanwhile.
         batch = await asyncio.to_thread(_flatten, runs)
         return await self._gate.call(self._gate.warehouse.loader.load, batch)
