@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,9 +29,10 @@ from pipeline.collection.results import (
     NoProgress,
     Progress,
 )
+from pipeline.collection.stopping import stop_on_signals
 from pipeline.errors import ITwinRunsError
 from pipeline.itwin.client import CallStats, ExportApiClient, RunsPage
-from pipeline.itwin.errors import InvalidIdError
+from pipeline.itwin.errors import ApiError, InvalidIdError
 from pipeline.itwin.ids import validate_id
 from pipeline.itwin.settings import Settings
 from pipeline.transform.flatten import FetchedRun, Rejected
@@ -78,6 +80,8 @@ class Collector:
         self._gate = WarehouseGate(warehouse)
         self._loader = RunLoader(self._gate)
         self._books = Bookkeeper(self._gate, self.collection_id)
+        self._tasks: list[asyncio.Task[ConnectionResult]] = []
+        self.stopped_because: str | None = None
 
     async def run(self) -> CollectionResult:
         started = self.now()
@@ -89,15 +93,25 @@ class Collector:
                 await self._books.finish(failed, self.now())
                 self.progress.connection_finished(failed)
             await self._books.read_state(connection_ids)
+            if self.stopped_because is not None:  # stopped before reading any list
+                connection_ids = []
             # Many small loads in a row: checkpoint by WAL size, not DuckDB's default; less
             # than bulk file loads, since here checkpoints overlap the waits for the API.
             with self.warehouse.loader.bulk("256MB"):
-                results = await asyncio.gather(*(self._collect_one(c) for c in connection_ids))
+                self._tasks = [asyncio.create_task(self._collect_one(c)) for c in connection_ids]
+                results = await asyncio.gather(*self._tasks)
         connections = [*failures, *results]
         totals = CallStats()
         for r in connections:
             totals.add(r.stats)
         return CollectionResult(self.collection_id, started, self.now(), connections, totals)
+
+    def stop(self, why: str) -> None:
+        """Stop fetching now (a signal): what was fetched is loaded, each connection's end
+        recorded with `why`, and `run` returns."""
+        self.stopped_because = why
+        for task in self._tasks:
+            task.cancel()
 
     async def _collect_one(self, connection_id: str) -> ConnectionResult:
         result = ConnectionResult(connection_id=connection_id, mode=FULL, started_at=self.now())
@@ -120,6 +134,10 @@ class Collector:
             result.error = err
             verb = "stopped" if result.stopped else "failed"
             log.warning("collecting connection %s %s: %s", connection_id, verb, err)
+        except asyncio.CancelledError:
+            if self.stopped_because is None:
+                raise
+            result.error = ApiError(message=self.stopped_because, connection_id=connection_id)
         result.ended_at = self.now()
         await self._books.finish(result, self.now(), full_pass)
         self.progress.connection_finished(result)
@@ -175,8 +193,15 @@ class Collector:
             if loading is not None:
                 await _settled(loading)
             raise
+        except asyncio.CancelledError:
+            if pending and self.stopped_because is not None:  # stopped: still load them
+                if walk.incremental and deferred is None:
+                    await self._books.defer_full_pass(connection_id)
+                self._loader.hand_over(pending)
+            self.held -= len(pending)
+            raise
         except BaseException as exc:
-            self.held -= len(pending)  # cancelled: loads nothing more
+            self.held -= len(pending)  # loads nothing more
             if loading is not None and isinstance(exc, Exception):
                 await _settled(loading)  # its batch is good: let it finish
             raise
@@ -313,4 +338,11 @@ async def collect(
     history = warehouse.bookkeeping.recent_requests(datetime.now(UTC))
     async with ExportApiClient(settings, transport=transport, request_history=history) as client:
         collector = Collector(client, warehouse, settings, progress=progress, force_full=force_full)
-        return await collector.run()
+
+        def on_signal(signum: int) -> None:
+            name = signal.Signals(signum).name
+            log.warning("%s received: stopping the collection", name)
+            collector.stop(f"interrupted by {name}: stopped fetching, what was fetched is loaded")
+
+        with stop_on_signals(on_signal):
+            return await collector.run()

@@ -35,7 +35,13 @@ class WarehouseGate:
 
     async def call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         async with self._lock:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            running = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: hold the warehouse until it is done with it.
+                await asyncio.wait([running])
+                raise
 
 
 @dataclass
@@ -63,11 +69,21 @@ class MergingWriter(Generic[T, R]):
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._consumer is not None and t is None:
+            await self.drain()
         if self._consumer is not None:
             self._consumer.cancel()
             await asyncio.gather(self._consumer, return_exceptions=True)
         while not self._queue.empty():
             self._queue.get_nowait().done.cancel()
+
+    async def drain(self) -> None:
+        """Wait until everything handed over is written (even for callers that stopped
+        waiting for it: a stopped collection still commits what it fetched)."""
+        assert self._consumer is not None
+        joined = asyncio.ensure_future(self._queue.join())
+        await asyncio.wait([joined, self._consumer], return_when=asyncio.FIRST_COMPLETED)
+        joined.cancel()
 
     def hand_over(self, items: Sequence[T]) -> asyncio.Future[R]:
         """Queue items for the next write; the future ends when they are committed."""
@@ -96,6 +112,8 @@ class MergingWriter(Generic[T, R]):
                 _settle(taken, outcome=outcome)
             finally:
                 self.waiting -= sum(len(h.items) for h in taken)
+                for _ in taken:
+                    self._queue.task_done()
 
 
 def _settle(
