@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,19 +47,28 @@ def _progress() -> Iterator[Progress]:
         yield sink
 
 
+@dataclass
+class JobOutcome:
+    """What the CLI needs of an in-process Dagster run besides its log."""
+
+    success: bool
+    failed_checks: list[str] = field(default_factory=list)  # one line each
+    interrupted: bool = False  # Dagster's interrupt ended a step (a signal outside the loop)
+
+
 def _execute(
     job_name: str,
     settings: Settings,
     config_file: Path | None,
     run_config: dict[str, Any] | None = None,
     progress: Progress | None = None,
-) -> bool:
-    """Run a Dagster job in-process on the settings' data dir; True when it succeeded.
+) -> JobOutcome:
+    """Run a Dagster job in-process on the settings' data dir.
 
     The resource gets the config file's path and the non-secret settings only: the token
     and client secret are read from the environment or the file when the run starts, so
     they never enter Dagster's run config, event log or metadata. `progress` is told how
-    the collection advances.
+    the collection advances. Each failed step is printed as one line.
     """
     from dagster import DagsterEventType
 
@@ -78,27 +89,91 @@ def _execute(
     job = defs.resolve_job_def(job_name)
     config = {**QUIET_DAGSTER, **(run_config or {})}
     result = job.execute_in_process(run_config=config, raise_on_error=False)
-    if not result.success:
-        for event in result.all_events:
-            if event.event_type == DagsterEventType.STEP_FAILURE:
-                message = _root_cause(event.step_failure_data.error)
-                print(f"itwin-runs: step {event.step_key} failed: {message}", file=sys.stderr)
-    return bool(result.success)
+    outcome = JobOutcome(bool(result.success))
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            if _is_interrupt(error):
+                outcome.interrupted = True
+                continue
+            print(
+                f"itwin-runs: step {event.step_key} failed: {_root_cause(error)}", file=sys.stderr
+            )
+        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and (
+            line := _failed_check(event.asset_check_evaluation_data)
+        ):
+            outcome.failed_checks.append(line)
+    return outcome
+
+
+def _is_interrupt(error: Any) -> bool:
+    while error is not None:
+        if error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+            return True
+        error = error.cause
+    return False
+
+
+def _failed_check(evaluation: Any) -> str | None:
+    """One line for a check that did not pass: asset, check, severity and what it found."""
+    if evaluation is None or evaluation.passed:
+        return None
+    asset = "/".join(evaluation.asset_key.path)
+    severity = getattr(evaluation.severity, "value", str(evaluation.severity))
+    found = evaluation.description or ", ".join(
+        f"{key} {getattr(value, 'value', value)}"
+        for key, value in evaluation.metadata.items()
+        if isinstance(getattr(value, "value", value), int | float | str)
+        and len(str(getattr(value, "value", value))) < 80
+    )
+    return f"{asset} {evaluation.check_name} ({severity}): {found}"
 
 
 def _root_cause(error: Any) -> str:
-    """The first error in the chain that is not Dagster's wrapper, as one line."""
+    """The first error in the chain that is not Dagster's wrapper, as one line a user can
+    act on: its message (an exception without one is named, with where to see more)."""
     while error is not None and error.cls_name and error.cls_name.startswith("Dagster"):
         if error.cause is None:
             break
         error = error.cause
     if error is None:
-        return "unknown error"
+        return "unknown error (run with -v to see the log)"
     lines = error.message.strip().splitlines()
-    return lines[0] if lines else error.cls_name or "unknown error"
+    first = lines[0] if lines else ""
+    # Dagster's message is "ClassName: text"; the class means nothing to a user.
+    prefix = f"{error.cls_name}: "
+    if error.cls_name and first.startswith(prefix):
+        first = first[len(prefix) :]
+    if first.strip():
+        return first.strip()
+    return f"{error.cls_name or 'an error'} without a message (run with -v to see the log)"
 
 
-def _summary(settings: Settings, *, started: float, collected: bool) -> int:
+def _signal_exit(signum: int, settings: Settings) -> int:
+    """One line and the shell's code for a collection stopped by a signal (130, 143)."""
+    import signal
+
+    name = signal.Signals(signum).name
+    print(
+        f"itwin-runs: interrupted by {name}: stopped fetching; what was fetched is loaded and "
+        f"the models describe it (warehouse {settings.data_dir / WAREHOUSE_FILE})",
+        file=sys.stderr,
+    )
+    return 128 + signum
+
+
+def _rebuild_models(settings: Settings) -> None:
+    """After a run interrupted outside the collection, models may describe older tables."""
+    from pipeline.warehouse.models import build_models
+    from pipeline.warehouse.store import open_warehouse
+
+    with open_warehouse(settings.data_dir / WAREHOUSE_FILE) as warehouse:
+        build_models(warehouse.con)
+
+
+def _summary(
+    settings: Settings, *, started: float, collected: bool, failed_checks: Sequence[str] = ()
+) -> int:
     """Print runs, failed connections, top causes and output paths; return the exit code."""
     import duckdb
 
@@ -110,6 +185,7 @@ def _summary(settings: Settings, *, started: float, collected: bool) -> int:
         reason = str(exc).strip().splitlines()[0]
         print(f"itwin-runs: no summary, cannot read the warehouse: {reason}", file=sys.stderr)
         return EXIT_FAILED
+    summary.failed_checks = list(failed_checks)
     print(summary.render(seconds=time.monotonic() - started, collected=collected))
     return EXIT_FAILED if collected and summary.failed_connections else EXIT_OK
 
@@ -119,10 +195,18 @@ def cmd_collect(settings: Settings, config_file: Path | None, *, full: bool = Fa
     settings.require_targets()
     started = time.monotonic()
     run_config = {"ops": {"collection": {"config": {"full_pass": full}}}}
+    from pipeline.collection.stopping import forget_signals, received_signal
+
+    forget_signals()
     with _progress() as progress:
-        ok = _execute("collect_job", settings, config_file, run_config, progress)
-    code = _summary(settings, started=started, collected=True)
-    return code if ok else EXIT_FAILED
+        outcome = _execute("collect_job", settings, config_file, run_config, progress)
+    signum = received_signal()
+    if outcome.interrupted:
+        _rebuild_models(settings)
+    if signum is not None or outcome.interrupted:
+        return _signal_exit(signum or signal.SIGINT, settings)
+    code = _summary(settings, started=started, collected=True, failed_checks=outcome.failed_checks)
+    return code if outcome.success else EXIT_FAILED
 
 
 @contextmanager
@@ -183,9 +267,14 @@ def _existing_warehouse(settings: Settings) -> Path:
 def cmd_report(settings: Settings, config_file: Path | None) -> int:
     started = time.monotonic()
     _existing_warehouse(settings)
-    if not _execute("report_job", settings, config_file):
+    return _report(settings, config_file, started)
+
+
+def _report(settings: Settings, config_file: Path | None, started: float) -> int:
+    outcome = _execute("report_job", settings, config_file)
+    if not outcome.success:
         return EXIT_FAILED
-    return _summary(settings, started=started, collected=False)
+    return _summary(settings, started=started, collected=False, failed_checks=outcome.failed_checks)
 
 
 def cmd_rebuild(settings: Settings, config_file: Path | None) -> int:
@@ -201,9 +290,7 @@ def cmd_rebuild(settings: Settings, config_file: Path | None) -> int:
         f"({total.quarantined} quarantined)",
         file=sys.stderr,
     )
-    if not _execute("report_job", settings, config_file):
-        return EXIT_FAILED
-    return _summary(settings, started=started, collected=False)
+    return _report(settings, config_file, started)
 
 
 def cmd_load(
@@ -224,9 +311,7 @@ def cmd_load(
     ):
         outcome = load_files(paths, warehouse, default_connection_id=connection, on_batch=progress)
     print(f"loaded {outcome}", file=sys.stderr)
-    if not _execute("report_job", settings, config_file):
-        return EXIT_FAILED
-    return _summary(settings, started=started, collected=False)
+    return _report(settings, config_file, started)
 
 
 def main(argv: list[str] | None = None) -> int:
