@@ -137,7 +137,11 @@ class Collector:
         except asyncio.CancelledError:
             if self.stopped_because is None:
                 raise
+            # Recorded in the collection log; the command says it once, not per connection.
             result.error = ApiError(message=self.stopped_because, connection_id=connection_id)
+            result.ended_at = self.now()
+            await self._books.finish(result, self.now(), full_pass)
+            return result
         result.ended_at = self.now()
         await self._books.finish(result, self.now(), full_pass)
         self.progress.connection_finished(result)
