@@ -186,6 +186,11 @@ def check_storage_version(path: Path) -> None:
 def _check_writable(path: Path) -> None:
     """One clear line when the file or its folder cannot be written, before DuckDB tries."""
     folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise WarehouseFileError(
+            f"cannot create the data folder {folder}: a file of that name is in the way; "
+            "move it or set ITWIN_RUNS_DATA_DIR to another folder"
+        )
     if not folder.exists():
         try:
             folder.mkdir(parents=True, exist_ok=True)
