@@ -159,8 +159,8 @@ def check_storage_version(path: Path) -> None:
     try:
         with path.open("rb") as f:
             header = f.read(_LIBRARY_VERSION.stop)
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing to check; opening says what is wrong with the folder
     except OSError as exc:
         raise WarehouseFileError(f"cannot read the warehouse {path}: {exc.strerror}") from exc
     if len(header) < _LIBRARY_VERSION.stop or header[_MAGIC] != b"DUCK":
