@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pipeline.collection import collect as collect_all
 from pipeline.collection.bookkeeping import LONG_AGO
 from pipeline.itwin.client import ExportApiClient
 from pipeline.itwin.settings import Secret, Settings
+from pipeline.summary import read_summary
 from pipeline.warehouse.store import open_warehouse
 from tests.collection.test_collector import BASE, CONN
 from tests.transform.builders import run
@@ -228,3 +230,32 @@ def test_the_hourly_budget_counts_the_requests_of_earlier_collections(
     sent = api.requests
     assert stored(settings, "select count(*) from api_requests") == [(sent,)]
     assert len(run_ids(settings)) == 2 + (sent - 2)  # every page fetched was loaded
+
+
+def test_a_compression_bomb_fails_its_connection_once_with_a_line_naming_it(
+    settings: Settings,
+) -> None:
+    bomb = gzip.compress(b'{"runs": [' + b" " * (8 * 1024 * 1024) + b"]}")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        answer.calls += 1  # type: ignore[attr-defined]
+        return httpx.Response(
+            200,
+            content=bomb,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+
+    answer.calls = 0  # type: ignore[attr-defined]
+    capped = dataclasses.replace(settings, max_answer_mb=1.0)
+
+    async def main() -> CollectionResult:
+        async with ExportApiClient(capped, transport=httpx.MockTransport(answer)) as client:
+            return await Collector(client, warehouse, capped).run()
+
+    with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
+        result = asyncio.run(main()).connections[0]
+    assert answer.calls == 1  # type: ignore[attr-defined]  # refused, not retried
+    assert result.outcome == "failed" and "max_answer_mb" in result.describe_error()
+    line = read_summary(settings.data_dir).render(seconds=0, collected=True)
+    failed = [ln for ln in line.splitlines() if ln.startswith(f"  {CONN}:")]
+    assert len(failed) == 1 and "AnswerTooLarge" in failed[0] and "max_answer_mb" in failed[0]
