@@ -132,8 +132,9 @@ class Collector:
             if err.connection_id is None:
                 err.connection_id = connection_id
             result.error = err
-            verb = "stopped" if result.stopped else "failed"
-            log.warning("collecting connection %s %s: %s", connection_id, verb, err)
+            # A stop's message starts with "stopped:".
+            verb = "" if result.stopped else " failed"
+            log.warning("collecting connection %s%s: %s", connection_id, verb, err)
         except asyncio.CancelledError:
             if self.stopped_because is None:
                 raise
