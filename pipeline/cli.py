@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from pipeline.itwin.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pipeline.collection import Progress
+    from pipeline.job_outcome import JobOutcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Dagster's console log would repeat every failure with stack traces; the CLI prints its
@@ -47,15 +47,6 @@ def _progress() -> Iterator[Progress]:
         yield sink
 
 
-@dataclass
-class JobOutcome:
-    """What the CLI needs of an in-process Dagster run besides its log."""
-
-    success: bool
-    failed_checks: list[str] = field(default_factory=list)  # one line each
-    interrupted: bool = False  # Dagster's interrupt ended a step (a signal outside the loop)
-
-
 def _execute(
     job_name: str,
     settings: Settings,
@@ -70,10 +61,9 @@ def _execute(
     they never enter Dagster's run config, event log or metadata. `progress` is told how
     the collection advances. Each failed step is printed as one line.
     """
-    from dagster import DagsterEventType
-
     from pipeline.definitions import build_definitions
     from pipeline.defs.resources import ITwinApiResource
+    from pipeline.job_outcome import outcome_of
 
     resource = ITwinApiResource(
         base_url=settings.base_url,
@@ -89,70 +79,14 @@ def _execute(
     job = defs.resolve_job_def(job_name)
     config = {**QUIET_DAGSTER, **(run_config or {})}
     result = job.execute_in_process(run_config=config, raise_on_error=False)
-    outcome = JobOutcome(bool(result.success))
-    for event in result.all_events:
-        if event.event_type == DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.error
-            if _is_interrupt(error):
-                outcome.interrupted = True
-                continue
-            print(
-                f"itwin-runs: step {event.step_key} failed: {_root_cause(error)}", file=sys.stderr
-            )
-        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and (
-            line := _failed_check(event.asset_check_evaluation_data)
-        ):
-            outcome.failed_checks.append(line)
+    outcome = outcome_of(result)
+    for line in outcome.step_failures:
+        print(f"itwin-runs: {line}", file=sys.stderr)
     return outcome
-
-
-def _is_interrupt(error: Any) -> bool:
-    while error is not None:
-        if error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
-            return True
-        error = error.cause
-    return False
-
-
-def _failed_check(evaluation: Any) -> str | None:
-    """One line for a check that did not pass: asset, check, severity and what it found."""
-    if evaluation is None or evaluation.passed:
-        return None
-    asset = "/".join(evaluation.asset_key.path)
-    severity = getattr(evaluation.severity, "value", str(evaluation.severity))
-    found = evaluation.description or ", ".join(
-        f"{key} {getattr(value, 'value', value)}"
-        for key, value in evaluation.metadata.items()
-        if isinstance(getattr(value, "value", value), int | float | str)
-        and len(str(getattr(value, "value", value))) < 80
-    )
-    return f"{asset} {evaluation.check_name} ({severity}): {found}"
-
-
-def _root_cause(error: Any) -> str:
-    """The first error in the chain that is not Dagster's wrapper, as one line a user can
-    act on: its message (an exception without one is named, with where to see more)."""
-    while error is not None and error.cls_name and error.cls_name.startswith("Dagster"):
-        if error.cause is None:
-            break
-        error = error.cause
-    if error is None:
-        return "unknown error (run with -v to see the log)"
-    lines = error.message.strip().splitlines()
-    first = lines[0] if lines else ""
-    # Dagster's message is "ClassName: text"; the class means nothing to a user.
-    prefix = f"{error.cls_name}: "
-    if error.cls_name and first.startswith(prefix):
-        first = first[len(prefix) :]
-    if first.strip():
-        return first.strip()
-    return f"{error.cls_name or 'an error'} without a message (run with -v to see the log)"
 
 
 def _signal_exit(signum: int, settings: Settings) -> int:
     """One line and the shell's code for a collection stopped by a signal (130, 143)."""
-    import signal
-
     name = signal.Signals(signum).name
     print(
         f"itwin-runs: interrupted by {name}: stopped fetching; what was fetched is loaded and "

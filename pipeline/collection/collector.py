@@ -15,11 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
-import orjson
 
 from pipeline.collection.bookkeeping import Bookkeeper
 from pipeline.collection.fetching import as_api_error, discover_connections, fetch_runs
 from pipeline.collection.loading import Handed, RunLoader, WarehouseGate
+from pipeline.collection.odd_answers import duplicate_key_texts, rejected_runs
 from pipeline.collection.paging import PageWalk, choose_mode, page_is_unchanged, run_id
 from pipeline.collection.requests_log import RequestRecorder
 from pipeline.collection.results import (
@@ -35,8 +35,7 @@ from pipeline.itwin.client import CallStats, ExportApiClient, RunsPage
 from pipeline.itwin.errors import ApiError, InvalidIdError
 from pipeline.itwin.ids import validate_id
 from pipeline.itwin.settings import Settings
-from pipeline.transform.flatten import FetchedRun, Rejected
-from pipeline.warehouse.bookkeeping import RawText
+from pipeline.transform.flatten import FetchedRun
 from pipeline.warehouse.loader import LoadStats
 from pipeline.warehouse.store import Warehouse
 
@@ -176,7 +175,7 @@ class Collector:
                     ),
                 )
                 pending.extend(FetchedRun(connection_id, run, page.fetched_at) for run in page.runs)
-                pending.extend(_rejected(connection_id, page))
+                pending.extend(rejected_runs(connection_id, page))
                 await self._keep_duplicate_texts(connection_id, page, result)
                 self.held += len(page.runs) + len(page.rejected)
                 if len(pending) >= self.batch_runs or self.held >= self.max_held_runs:
@@ -272,50 +271,10 @@ class Collector:
         self, connection_id: str, page: RunsPage, result: ConnectionResult
     ) -> None:
         """Runs that repeated a key load with the last value; their raw text is kept too."""
-        if not page.duplicate_keys:
-            return
-        result.duplicate_keys += len(page.duplicate_keys)
-        rows = [
-            RawText(
-                connection_id,
-                _id_in(item.raw),
-                DUPLICATE_KEYS_REASON,
-                item.raw,
-                page.fetched_at,
-                DUPLICATE_KEYS_SOURCE,
-            )
-            for item in page.duplicate_keys
-        ]
-        await self._gate.call(self.warehouse.bookkeeping.keep_raw_texts, rows)
-
-
-# Quarantine rows that keep the raw text of a run loaded all the same.
-DUPLICATE_KEYS_SOURCE = "duplicate keys"
-DUPLICATE_KEYS_REASON = (
-    "the run object repeats a key: loaded with the last value of each key; raw text kept here"
-)
-
-
-def _rejected(connection_id: str, page: RunsPage) -> list[Rejected]:
-    """A page's runs that are not usable JSON, for the quarantine (the page is not re-read)."""
-    return [
-        Rejected(
-            connection_id,
-            f"run {item.index} of the page: {item.reason}",
-            item.raw,
-            page.fetched_at,
-            page.url,
-        )
-        for item in page.rejected
-    ]
-
-
-def _id_in(raw: str) -> str | None:
-    try:
-        rid = orjson.loads(raw).get("id")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return rid if isinstance(rid, str) else None
+        if page.duplicate_keys:
+            result.duplicate_keys += len(page.duplicate_keys)
+            rows = duplicate_key_texts(connection_id, page)
+            await self._gate.call(self.warehouse.bookkeeping.keep_raw_texts, rows)
 
 
 def _count_loaded(loading: asyncio.Future[LoadStats], result: ConnectionResult) -> None:
