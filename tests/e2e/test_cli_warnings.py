@@ -46,3 +46,25 @@ def test_a_load_with_suspect_runs_names_them_and_the_failed_checks(
     checks = out[out.index(next(ln for ln in out if ln.startswith("failed checks"))) :]
     assert any("runs no_negative_durations (WARN): 1 runs end before" in ln for ln in checks)
     assert any("runs runs_in_documented_states (WARN)" in ln and "c1/r-low" in ln for ln in checks)
+
+
+def test_a_collection_stopped_by_the_hourly_cap_exits_1_naming_each_stopped_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("ITWIN_"):
+            monkeypatch.delenv(key)
+    config = SimulatorConfig(seed=34, connections=3, imodels=0, runs_per_connection=40, page_cap=10)
+    with SimulatorServer(config) as sim:
+        for key, value in sim_env(sim, tmp_path / "data").items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("ITWIN_RATE_LIMIT_PER_HOUR", "6")
+        assert main(["collect"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    header = next(ln for ln in out if ln.startswith("STOPPED connections"))
+    stopped = out[out.index(header) + 1 :]
+    stopped = stopped[: next(i for i, ln in enumerate(stopped) if not ln.startswith("  "))]
+    assert stopped and all(
+        "stopped: hourly budget, the next request would wait" in ln and " s (" in ln
+        for ln in stopped
+    )
