@@ -3,6 +3,7 @@ asset checks, and whether Dagster's interrupt ended a step."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +71,9 @@ def _root_cause(error: Any) -> str:
         return "unknown error (run with -v to see the log)"
     lines = error.message.strip().splitlines()
     first = lines[0] if lines else ""
-    # Dagster's message is "ClassName: text"; the class means nothing to a user.
-    prefix = f"{error.cls_name}: "
-    if error.cls_name and first.startswith(prefix):
-        first = first[len(prefix) :]
+    # Dagster's message is "module.ClassName: text"; the class means nothing to a user.
+    if error.cls_name:
+        first = re.sub(rf"^(?:[\w.]+\.)?{re.escape(error.cls_name)}(?::\s*|$)", "", first)
     if first.strip():
         return first.strip()
     return f"{error.cls_name or 'an error'} without a message (run with -v to see the log)"
