@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ from pipeline.itwin.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pipeline.collection import Progress
+    from pipeline.job_outcome import JobOutcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Dagster's console log would repeat every failure with stack traces; the CLI prints its
@@ -51,18 +53,17 @@ def _execute(
     config_file: Path | None,
     run_config: dict[str, Any] | None = None,
     progress: Progress | None = None,
-) -> bool:
-    """Run a Dagster job in-process on the settings' data dir; True when it succeeded.
+) -> JobOutcome:
+    """Run a Dagster job in-process on the settings' data dir.
 
     The resource gets the config file's path and the non-secret settings only: the token
     and client secret are read from the environment or the file when the run starts, so
     they never enter Dagster's run config, event log or metadata. `progress` is told how
-    the collection advances.
+    the collection advances. Each failed step is printed as one line.
     """
-    from dagster import DagsterEventType
-
     from pipeline.definitions import build_definitions
     from pipeline.defs.resources import ITwinApiResource
+    from pipeline.job_outcome import outcome_of
 
     resource = ITwinApiResource(
         base_url=settings.base_url,
@@ -78,27 +79,35 @@ def _execute(
     job = defs.resolve_job_def(job_name)
     config = {**QUIET_DAGSTER, **(run_config or {})}
     result = job.execute_in_process(run_config=config, raise_on_error=False)
-    if not result.success:
-        for event in result.all_events:
-            if event.event_type == DagsterEventType.STEP_FAILURE:
-                message = _root_cause(event.step_failure_data.error)
-                print(f"itwin-runs: step {event.step_key} failed: {message}", file=sys.stderr)
-    return bool(result.success)
+    outcome = outcome_of(result)
+    for line in outcome.step_failures:
+        print(f"itwin-runs: {line}", file=sys.stderr)
+    return outcome
 
 
-def _root_cause(error: Any) -> str:
-    """The first error in the chain that is not Dagster's wrapper, as one line."""
-    while error is not None and error.cls_name and error.cls_name.startswith("Dagster"):
-        if error.cause is None:
-            break
-        error = error.cause
-    if error is None:
-        return "unknown error"
-    lines = error.message.strip().splitlines()
-    return lines[0] if lines else error.cls_name or "unknown error"
+def _signal_exit(signum: int, settings: Settings) -> int:
+    """One line and the shell's code for a collection stopped by a signal (130, 143)."""
+    name = signal.Signals(signum).name
+    print(
+        f"itwin-runs: interrupted by {name}: stopped fetching; what was fetched is loaded and "
+        f"the models describe it (warehouse {settings.data_dir / WAREHOUSE_FILE})",
+        file=sys.stderr,
+    )
+    return 128 + signum
 
 
-def _summary(settings: Settings, *, started: float, collected: bool) -> int:
+def _rebuild_models(settings: Settings) -> None:
+    """After a run interrupted outside the collection, models may describe older tables."""
+    from pipeline.warehouse.models import build_models
+    from pipeline.warehouse.store import open_warehouse
+
+    with open_warehouse(settings.data_dir / WAREHOUSE_FILE) as warehouse:
+        build_models(warehouse.con)
+
+
+def _summary(
+    settings: Settings, *, started: float, collected: bool, failed_checks: Sequence[str] = ()
+) -> int:
     """Print runs, failed connections, top causes and output paths; return the exit code."""
     import duckdb
 
@@ -110,6 +119,7 @@ def _summary(settings: Settings, *, started: float, collected: bool) -> int:
         reason = str(exc).strip().splitlines()[0]
         print(f"itwin-runs: no summary, cannot read the warehouse: {reason}", file=sys.stderr)
         return EXIT_FAILED
+    summary.failed_checks = list(failed_checks)
     print(summary.render(seconds=time.monotonic() - started, collected=collected))
     return EXIT_FAILED if collected and summary.failed_connections else EXIT_OK
 
@@ -119,10 +129,18 @@ def cmd_collect(settings: Settings, config_file: Path | None, *, full: bool = Fa
     settings.require_targets()
     started = time.monotonic()
     run_config = {"ops": {"collection": {"config": {"full_pass": full}}}}
+    from pipeline.collection.stopping import forget_signals, received_signal
+
+    forget_signals()
     with _progress() as progress:
-        ok = _execute("collect_job", settings, config_file, run_config, progress)
-    code = _summary(settings, started=started, collected=True)
-    return code if ok else EXIT_FAILED
+        outcome = _execute("collect_job", settings, config_file, run_config, progress)
+    signum = received_signal()
+    if outcome.interrupted:
+        _rebuild_models(settings)
+    if signum is not None or outcome.interrupted:
+        return _signal_exit(signum or signal.SIGINT, settings)
+    code = _summary(settings, started=started, collected=True, failed_checks=outcome.failed_checks)
+    return code if outcome.success else EXIT_FAILED
 
 
 @contextmanager
@@ -183,9 +201,14 @@ def _existing_warehouse(settings: Settings) -> Path:
 def cmd_report(settings: Settings, config_file: Path | None) -> int:
     started = time.monotonic()
     _existing_warehouse(settings)
-    if not _execute("report_job", settings, config_file):
+    return _report(settings, config_file, started)
+
+
+def _report(settings: Settings, config_file: Path | None, started: float) -> int:
+    outcome = _execute("report_job", settings, config_file)
+    if not outcome.success:
         return EXIT_FAILED
-    return _summary(settings, started=started, collected=False)
+    return _summary(settings, started=started, collected=False, failed_checks=outcome.failed_checks)
 
 
 def cmd_rebuild(settings: Settings, config_file: Path | None) -> int:
@@ -201,9 +224,7 @@ def cmd_rebuild(settings: Settings, config_file: Path | None) -> int:
         f"({total.quarantined} quarantined)",
         file=sys.stderr,
     )
-    if not _execute("report_job", settings, config_file):
-        return EXIT_FAILED
-    return _summary(settings, started=started, collected=False)
+    return _report(settings, config_file, started)
 
 
 def cmd_load(
@@ -224,9 +245,7 @@ def cmd_load(
     ):
         outcome = load_files(paths, warehouse, default_connection_id=connection, on_batch=progress)
     print(f"loaded {outcome}", file=sys.stderr)
-    if not _execute("report_job", settings, config_file):
-        return EXIT_FAILED
-    return _summary(settings, started=started, collected=False)
+    return _report(settings, config_file, started)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,8 @@ from pipeline.report.causes import FIXABILITY
 from pipeline.report.data import has_relation, rows_of
 from pipeline.report.format import format_rate, share
 from pipeline.report.html import top_failure_causes
+from pipeline.warehouse import quality
+from pipeline.warehouse.store import connect_read_only
 
 
 @dataclass
@@ -22,9 +24,13 @@ class FailedConnection:
     error_code: str | None
     error_message: str | None
     display_name: str | None = None
+    outcome: str = "failed"  # or 'stopped': a wait too long, resumed by the next collection
 
     def describe(self) -> str:
-        failure = describe_failure(self.http_status, self.error_code, self.error_message)
+        if self.outcome == "stopped":
+            failure = self.error_message or f"stopped: {self.error_code}"
+        else:
+            failure = describe_failure(self.http_status, self.error_code, self.error_message)
         # A display name is untrusted text: no terminal control sequences from it.
         name = "".join(ch if ch.isprintable() else "?" for ch in (self.display_name or "")).strip()
         who = f"{name} ({self.connection_id})" if name else self.connection_id
@@ -64,6 +70,8 @@ class Summary:
     failed_connections: list[FailedConnection] = field(default_factory=list)
     top_causes: list[Any] = field(default_factory=list)
     fixability: list[dict[str, Any]] = field(default_factory=list)
+    odd_runs: list[str] = field(default_factory=list)  # runs whose data is suspect, one line each
+    failed_checks: list[str] = field(default_factory=list)  # set by the caller from Dagster
 
     def render(self, *, seconds: float, collected: bool) -> str:
         c = self.counts
@@ -80,9 +88,21 @@ class Summary:
                 f"{lc['requests']} requests ({lc['retries']} retries, "
                 f"{lc['throttled']} answered 429)"
             )
-        if collected and self.failed_connections:
-            lines.append(f"FAILED connections ({len(self.failed_connections)}):")
-            lines += [f"  {f.describe()}" for f in self.failed_connections]
+        stopped = [f for f in self.failed_connections if f.outcome == "stopped"]
+        failed = [f for f in self.failed_connections if f.outcome != "stopped"]
+        if collected and stopped:
+            lines.append(
+                f"STOPPED connections ({len(stopped)}; what was fetched is loaded, "
+                "the next collection goes on):"
+            )
+            lines += [f"  {f.describe()}" for f in stopped]
+        if collected and failed:
+            lines.append(f"FAILED connections ({len(failed)}):")
+            lines += [f"  {f.describe()}" for f in failed]
+        lines += [f"WARNING: {line}" for line in self.odd_runs]
+        if self.failed_checks:
+            lines.append(f"failed checks ({len(self.failed_checks)}):")
+            lines += [f"  {line}" for line in self.failed_checks]
         if self.top_causes:
             lines.append("top failure causes (failed tasks per error code in its phase / system):")
             for row in self.top_causes:
@@ -133,7 +153,9 @@ def _last_collection(
     }
     names = _display_names(con)
     failed = [
-        FailedConnection(r[0], r[2], r[3], r[4], names.get(r[0])) for r in rows if r[1] != "ok"
+        FailedConnection(r[0], r[2], r[3], r[4], names.get(r[0]), r[1])
+        for r in rows
+        if r[1] != "ok"
     ]
     return totals, failed
 
@@ -158,7 +180,7 @@ def _fixability(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def read_summary(data_dir: Path, top: int = 5) -> Summary:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with connect_read_only(data_dir / "warehouse.duckdb") as con:
         counts = {t: _count(con, t) for t in ("runs", "jobs", "tasks", "task_errors", "quarantine")}
         last, failed = _last_collection(con)
         try:
@@ -166,4 +188,25 @@ def read_summary(data_dir: Path, top: int = 5) -> Summary:
         except duckdb.CatalogException:
             causes = []
         fixability = _fixability(con)
-    return Summary(data_dir, counts, last, failed, causes, fixability)
+        odd = _odd_runs(con)
+    return Summary(data_dir, counts, last, failed, causes, fixability, odd)
+
+
+def _odd_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Runs stored as the API sent them whose figures mislead: said, never hidden."""
+    lines = []
+    for find, what in (
+        (quality.negative_durations, "end before they start (negative duration)"),
+        (
+            quality.runs_with_unknown_values,
+            "have a state or result outside the documented ones (left out of the failure rates)",
+        ),
+    ):
+        try:
+            count, named = find(con, 3)
+        except duckdb.CatalogException:
+            continue
+        if count:
+            more = f" and {count - len(named)} more" if count > len(named) else ""
+            lines.append(f"{count} runs {what}: {', '.join(named)}{more}")
+    return lines

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from pipeline.collection.loading import MergingWriter, WarehouseGate
 from pipeline.collection.results import ConnectionResult
+from pipeline.itwin.errors import WaitTooLongError
 from pipeline.warehouse.bookkeeping import CollectionLogEntry
 
 log = logging.getLogger("pipeline.collection")
@@ -26,9 +27,10 @@ def log_entry(collection_id: str, result: ConnectionResult, now: datetime) -> Co
         connection_id=result.connection_id,
         started_at=result.started_at,
         ended_at=result.ended_at or now,
-        outcome="ok" if result.ok else "failed",
+        outcome=result.outcome,
         http_status=err.status if err else None,
-        error_code=err.code if err else None,
+        # A stopped connection's code is why it stopped: 'HTTP 429' or 'hourly budget'.
+        error_code=(err.reason if isinstance(err, WaitTooLongError) else err.code) if err else None,
         error_message=err.message if err else None,
         pages=result.stats.pages,
         requests=result.stats.requests,
@@ -38,6 +40,7 @@ def log_entry(collection_id: str, result: ConnectionResult, now: datetime) -> Co
         runs_changed=result.runs_changed,
         runs_unchanged=result.runs_unchanged,
         runs_quarantined=result.runs_quarantined,
+        duplicate_keys=result.duplicate_keys,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,8 +18,10 @@ import httpx
 
 from pipeline.collection.bookkeeping import Bookkeeper
 from pipeline.collection.fetching import as_api_error, discover_connections, fetch_runs
-from pipeline.collection.loading import RunLoader, WarehouseGate
+from pipeline.collection.loading import Handed, RunLoader, WarehouseGate
+from pipeline.collection.odd_answers import duplicate_key_texts, rejected_runs
 from pipeline.collection.paging import PageWalk, choose_mode, page_is_unchanged, run_id
+from pipeline.collection.requests_log import RequestRecorder
 from pipeline.collection.results import (
     FULL,
     CollectionResult,
@@ -26,8 +29,11 @@ from pipeline.collection.results import (
     NoProgress,
     Progress,
 )
+from pipeline.collection.stopping import stop_on_signals
 from pipeline.errors import ITwinRunsError
-from pipeline.itwin.client import CallStats, ExportApiClient
+from pipeline.itwin.client import CallStats, ExportApiClient, RunsPage
+from pipeline.itwin.errors import ApiError, InvalidIdError
+from pipeline.itwin.ids import validate_id
 from pipeline.itwin.settings import Settings
 from pipeline.transform.flatten import FetchedRun
 from pipeline.warehouse.loader import LoadStats
@@ -73,10 +79,12 @@ class Collector:
         self._gate = WarehouseGate(warehouse)
         self._loader = RunLoader(self._gate)
         self._books = Bookkeeper(self._gate, self.collection_id)
+        self._tasks: list[asyncio.Task[ConnectionResult]] = []
+        self.stopped_because: str | None = None
 
     async def run(self) -> CollectionResult:
         started = self.now()
-        async with self._books, self._loader:
+        async with self._books, self._loader, RequestRecorder(self.client, self._gate, self.now):
             connection_ids, failures = await discover_connections(
                 self.client, self.settings.connection_ids, self.settings.imodel_ids, self.now
             )
@@ -84,15 +92,25 @@ class Collector:
                 await self._books.finish(failed, self.now())
                 self.progress.connection_finished(failed)
             await self._books.read_state(connection_ids)
+            if self.stopped_because is not None:  # stopped before reading any list
+                connection_ids = []
             # Many small loads in a row: checkpoint by WAL size, not DuckDB's default; less
             # than bulk file loads, since here checkpoints overlap the waits for the API.
             with self.warehouse.loader.bulk("256MB"):
-                results = await asyncio.gather(*(self._collect_one(c) for c in connection_ids))
+                self._tasks = [asyncio.create_task(self._collect_one(c)) for c in connection_ids]
+                results = await asyncio.gather(*self._tasks)
         connections = [*failures, *results]
         totals = CallStats()
         for r in connections:
             totals.add(r.stats)
         return CollectionResult(self.collection_id, started, self.now(), connections, totals)
+
+    def stop(self, why: str) -> None:
+        """Stop fetching now (a signal): what was fetched is loaded, each connection's end
+        recorded with `why`, and `run` returns."""
+        self.stopped_because = why
+        for task in self._tasks:
+            task.cancel()
 
     async def _collect_one(self, connection_id: str) -> ConnectionResult:
         result = ConnectionResult(connection_id=connection_id, mode=FULL, started_at=self.now())
@@ -100,7 +118,10 @@ class Collector:
         try:
             last_full = self._books.last_full.get(connection_id)
             result.mode = choose_mode(
-                last_full, self.now(), self.settings.full_pass_every_s, self.force_full
+                last_full,
+                self.now(),
+                self.settings.full_pass_every_s,
+                self.force_full or self._has_unaddressable_open_run(connection_id),
             )
             self.progress.connection_started(connection_id, result.mode)
             seen, full_pass = await self._read_pages(connection_id, result)
@@ -110,7 +131,17 @@ class Collector:
             if err.connection_id is None:
                 err.connection_id = connection_id
             result.error = err
-            log.warning("collecting connection %s failed: %s", connection_id, err)
+            # A stop's message starts with "stopped:".
+            verb = "" if result.stopped else " failed"
+            log.warning("collecting connection %s%s: %s", connection_id, verb, err)
+        except asyncio.CancelledError:
+            if self.stopped_because is None:
+                raise
+            # Recorded in the collection log; the command says it once, not per connection.
+            result.error = ApiError(message=self.stopped_because, connection_id=connection_id)
+            result.ended_at = self.now()
+            await self._books.finish(result, self.now(), full_pass)
+            return result
         result.ended_at = self.now()
         await self._books.finish(result, self.now(), full_pass)
         self.progress.connection_finished(result)
@@ -125,7 +156,7 @@ class Collector:
         ends: this one if it read the whole list, the one deferred if a batch loaded early.
         """
         seen: set[str] = set()
-        pending: list[FetchedRun] = []
+        pending: list[Handed] = []
         walk = PageWalk(result.mode)
         pages = 0
         deferred: datetime | None = None
@@ -135,7 +166,7 @@ class Collector:
                 pages += 1
                 page_ids = [rid for rid in map(run_id, page.runs) if rid is not None]
                 seen.update(page_ids)
-                result.runs_seen += len(page.runs)
+                result.runs_seen += len(page.runs) + len(page.rejected)
                 # Only an incremental walk stops early; a full one need not ask the warehouse.
                 unchanged = walk.incremental and page_is_unchanged(
                     page.runs,
@@ -144,7 +175,9 @@ class Collector:
                     ),
                 )
                 pending.extend(FetchedRun(connection_id, run, page.fetched_at) for run in page.runs)
-                self.held += len(page.runs)
+                pending.extend(rejected_runs(connection_id, page))
+                await self._keep_duplicate_texts(connection_id, page, result)
+                self.held += len(page.runs) + len(page.rejected)
                 if len(pending) >= self.batch_runs or self.held >= self.max_held_runs:
                     if walk.incremental and deferred is None:
                         deferred = await self._books.defer_full_pass(connection_id)
@@ -153,8 +186,26 @@ class Collector:
                 self.progress.pages_fetched(connection_id, pages, result.runs_seen)
                 if not walk.go_on(page.runs, unchanged, page.has_next):
                     break
+        except ITwinRunsError:
+            # The API stopped or failed this read: what it already sent is loaded all the
+            # same. An incremental read's partial pages must not look like a finished walk,
+            # so the next collection reads this connection whole.
+            if pending and walk.incremental and deferred is None:
+                await self._books.defer_full_pass(connection_id)
+            if pending:
+                loading = await self._hand_over(pending, result, loading)
+            if loading is not None:
+                await _settled(loading)
+            raise
+        except asyncio.CancelledError:
+            if pending and self.stopped_because is not None:  # stopped: still load them
+                if walk.incremental and deferred is None:
+                    await self._books.defer_full_pass(connection_id)
+                self._loader.hand_over(pending)
+            self.held -= len(pending)
+            raise
         except BaseException as exc:
-            self.held -= len(pending)  # a failed read loads nothing more
+            self.held -= len(pending)  # loads nothing more
             if loading is not None and isinstance(exc, Exception):
                 await _settled(loading)  # its batch is good: let it finish
             raise
@@ -168,7 +219,7 @@ class Collector:
 
     async def _hand_over(
         self,
-        runs: list[FetchedRun],
+        runs: list[Handed],
         result: ConnectionResult,
         previous: asyncio.Future[LoadStats] | None,
     ) -> asyncio.Future[LoadStats] | None:
@@ -191,13 +242,39 @@ class Collector:
     async def _refresh_open_runs(
         self, connection_id: str, seen: set[str], result: ConnectionResult
     ) -> None:
-        """Re-fetch stored runs that are not Completed and were not on the pages just read."""
+        """Re-fetch stored runs that are not Completed and were not on the pages just read.
+
+        What was fetched is loaded even when the refresh ended early (its error is raised
+        after); runs it did not re-read stay as stored, open, for the next collection.
+        """
         todo = [r for r in self._books.open_at_start.get(connection_id, []) if r not in seen]
-        fetched = await fetch_runs(self.client, connection_id, todo, result)
-        result.runs_refreshed += len(fetched)
-        for start in range(0, len(fetched), self.batch_runs):
-            stats = await self._loader.write(fetched[start : start + self.batch_runs])
+        refreshed = await fetch_runs(self.client, connection_id, todo, result)
+        result.runs_refreshed += len(refreshed.fetched)
+        handed: list[Handed] = [*refreshed.fetched, *refreshed.rejected]
+        for start in range(0, len(handed), self.batch_runs):
+            stats = await self._loader.write(handed[start : start + self.batch_runs])
             result.add_loaded(stats.for_connection(connection_id))
+        if refreshed.error is not None:
+            raise refreshed.error
+
+    def _has_unaddressable_open_run(self, connection_id: str) -> bool:
+        """An open run whose id cannot be a URL path segment is re-read through the list
+        (a full pass reads it there) instead of by id, so it never wedges the connection."""
+        for rid in self._books.open_at_start.get(connection_id, []):
+            try:
+                validate_id(rid, "run_id")
+            except InvalidIdError:
+                return True
+        return False
+
+    async def _keep_duplicate_texts(
+        self, connection_id: str, page: RunsPage, result: ConnectionResult
+    ) -> None:
+        """Runs that repeated a key load with the last value; their raw text is kept too."""
+        if page.duplicate_keys:
+            result.duplicate_keys += len(page.duplicate_keys)
+            rows = duplicate_key_texts(connection_id, page)
+            await self._gate.call(self.warehouse.bookkeeping.keep_raw_texts, rows)
 
 
 def _count_loaded(loading: asyncio.Future[LoadStats], result: ConnectionResult) -> None:
@@ -222,6 +299,14 @@ async def collect(
     """Open a client for the settings and collect every configured connection."""
     settings.require_credentials()
     settings.require_targets()
-    async with ExportApiClient(settings, transport=transport) as client:
+    history = warehouse.bookkeeping.recent_requests(datetime.now(UTC))
+    async with ExportApiClient(settings, transport=transport, request_history=history) as client:
         collector = Collector(client, warehouse, settings, progress=progress, force_full=force_full)
-        return await collector.run()
+
+        def on_signal(signum: int) -> None:
+            name = signal.Signals(signum).name
+            log.warning("%s received: stopping the collection", name)
+            collector.stop(f"interrupted by {name}: stopped fetching, what was fetched is loaded")
+
+        with stop_on_signals(on_signal):
+            return await collector.run()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from pipeline.transform.flatten import FetchedRun, flatten_runs
+from pipeline.transform.flatten import FetchedRun, Rejected, flatten_runs
 from pipeline.warehouse.loader import LoadStats
 from pipeline.warehouse.store import Warehouse
 
@@ -35,7 +35,13 @@ class WarehouseGate:
 
     async def call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         async with self._lock:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            running = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: hold the warehouse until it is done with it.
+                await asyncio.wait([running])
+                raise
 
 
 @dataclass
@@ -63,11 +69,21 @@ class MergingWriter(Generic[T, R]):
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._consumer is not None and t is None:
+            await self.drain()
         if self._consumer is not None:
             self._consumer.cancel()
             await asyncio.gather(self._consumer, return_exceptions=True)
         while not self._queue.empty():
             self._queue.get_nowait().done.cancel()
+
+    async def drain(self) -> None:
+        """Wait until everything handed over is written (even for callers that stopped
+        waiting for it: a stopped collection still commits what it fetched)."""
+        assert self._consumer is not None
+        joined = asyncio.ensure_future(self._queue.join())
+        await asyncio.wait([joined, self._consumer], return_when=asyncio.FIRST_COMPLETED)
+        joined.cancel()
 
     def hand_over(self, items: Sequence[T]) -> asyncio.Future[R]:
         """Queue items for the next write; the future ends when they are committed."""
@@ -96,6 +112,8 @@ class MergingWriter(Generic[T, R]):
                 _settle(taken, outcome=outcome)
             finally:
                 self.waiting -= sum(len(h.items) for h in taken)
+                for _ in taken:
+                    self._queue.task_done()
 
 
 def _settle(
@@ -112,19 +130,25 @@ def _settle(
             handed.done.set_result(outcome)
 
 
-def _flatten(runs: Sequence[FetchedRun]) -> Any:
+# What a connection hands over: runs, and answers it could not read (quarantined).
+Handed = FetchedRun | Rejected
+
+
+def _flatten(items: Sequence[Handed]) -> Any:
     # Looked up when called: crash trials replace `flatten_runs` to kill the process.
-    return flatten_runs(runs)
+    runs = [i for i in items if isinstance(i, FetchedRun)]
+    rejected = [i for i in items if isinstance(i, Rejected)]
+    return flatten_runs(runs, rejected) if rejected else flatten_runs(runs)
 
 
-class RunLoader(MergingWriter[FetchedRun, LoadStats]):
-    """Flattens and loads the runs connections hand over, in one transaction per write."""
+class RunLoader(MergingWriter[Handed, LoadStats]):
+    """Flattens and loads what connections hand over, in one transaction per write."""
 
     def __init__(self, gate: WarehouseGate) -> None:
         super().__init__(self._flatten_and_load)
         self._gate = gate
 
-    async def _flatten_and_load(self, runs: list[FetchedRun]) -> LoadStats:
+    async def _flatten_and_load(self, runs: list[Handed]) -> LoadStats:
         # Flattened before taking the warehouse: it needs none, so reads go on meanwhile.
         batch = await asyncio.to_thread(_flatten, runs)
         return await self._gate.call(self._gate.warehouse.loader.load, batch)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from pipeline.itwin.client import CallStats
-from pipeline.itwin.errors import ApiError, describe_failure
+from pipeline.itwin.errors import ApiError, WaitTooLongError, describe_failure
 from pipeline.warehouse.loader import ConnectionLoadStats
 
 FULL = "full"
@@ -30,12 +30,23 @@ class ConnectionResult:
     runs_quarantined: int = 0
     runs_refreshed: int = 0
     runs_vanished: int = 0
+    duplicate_keys: int = 0  # runs whose object repeated a key (loaded, raw text kept)
     error: ApiError | None = None
     imodel_id: str | None = None  # set when this records a failed iModel discovery
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def stopped(self) -> bool:
+        """Stopped on a wait longer than ITWIN_MAX_WAIT_S: the next collection resumes it."""
+        return isinstance(self.error, WaitTooLongError)
+
+    @property
+    def outcome(self) -> str:
+        """As the collection log records it: 'ok', 'stopped' or 'failed'."""
+        return "ok" if self.ok else "stopped" if self.stopped else "failed"
 
     def add_loaded(self, counts: ConnectionLoadStats) -> None:
         self.runs_new += counts.new
@@ -52,6 +63,8 @@ class ConnectionResult:
     def describe_error(self) -> str:
         if self.error is None:
             return ""
+        if self.stopped:
+            return self.error.message
         return describe_failure(self.error.status, self.error.code, self.error.message)
 
 

@@ -77,6 +77,44 @@ def fresh_successful_collection(warehouse: WarehouseResource) -> dg.AssetCheckRe
     )
 
 
+@dg.asset_check(asset="runs", name="no_negative_durations")
+def no_negative_durations(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Runs ending before they start: stored as they came, with a negative duration."""
+    with warehouse.get_connection() as con:
+        count, named = quality.negative_durations(con)
+    return dg.AssetCheckResult(
+        passed=count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=_naming(count, named, "end before they start"),
+        metadata={"runs": count, "first_runs": dg.MetadataValue.md(_listing(named))},
+    )
+
+
+@dg.asset_check(asset="runs", name="runs_in_documented_states")
+def runs_in_documented_states(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Runs whose state or result the failure models do not know, named."""
+    with warehouse.get_connection() as con:
+        count, named = quality.runs_with_unknown_values(con)
+    return dg.AssetCheckResult(
+        passed=count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=_naming(count, named, "have a state or result outside the documented ones"),
+        metadata={"runs": count, "first_runs": dg.MetadataValue.md(_listing(named))},
+    )
+
+
+def _naming(count: int, named: list[str], what: str) -> str:
+    if not count:
+        return "none"
+    shown = named[:5]
+    more = f" and {count - len(shown)} more" if count > len(shown) else ""
+    return f"{count} runs {what}: {', '.join(shown)}{more}"
+
+
+def _listing(named: list[str]) -> str:
+    return "\n".join(f"- {n}" for n in named) or "none"
+
+
 def rates_in_range_check(model: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=model, name="rates_within_0_1")
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -92,6 +130,8 @@ def all_checks() -> list[dg.AssetChecksDefinition]:
         *(unique_key_check(t) for t in CORE_TABLES),
         no_orphans,
         known_states_and_results,
+        no_negative_durations,
+        runs_in_documented_states,
         no_stuck_runs,
         fresh_successful_collection,
         *(rates_in_range_check(m) for m in report_models()),

@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.itwin.ids import normalize_id
 from pipeline.transform.canonical import (
     UnreadablePayload,
     canonical_json,
@@ -238,12 +239,13 @@ def _run_key(run: FetchedRun) -> tuple[Key | None, str]:
     conn = payload.get("connectionId")
     if conn is not None and (not isinstance(conn, str) or not conn):
         return None, f"connectionId: expected a non-empty string, got {json_type(conn)}"
-    if conn and run.connection_id and conn != run.connection_id:
+    # GUIDs are case-insensitive: a list page may carry the id in another case.
+    if conn and run.connection_id and normalize_id(conn) != normalize_id(run.connection_id):
         return None, (
             f"connectionId: the run says {conn!r} but it was fetched for connection "
             f"{run.connection_id!r}"
         )
-    conn = conn or run.connection_id
+    conn = run.connection_id or conn
     if not conn:
         return None, (
             "connectionId: missing in the run and no connection was given for it "

@@ -184,8 +184,15 @@ COLLECTION_LOG = pa.schema(
         pa.field("runs_changed", pa.int64()),
         pa.field("runs_unchanged", pa.int64()),
         pa.field("runs_quarantined", pa.int64()),
+        # runs whose object repeated a key (loaded with the last value; raw text kept
+        # in quarantine with source 'duplicate keys')
+        pa.field("duplicate_keys", pa.int64()),
     ]
 )
+
+# When each API request of the last hour or so started, so the hourly budget counts
+# earlier collections' requests too.
+API_REQUESTS = pa.schema([pa.field("requested_at", UTC_MICROS, nullable=False)])
 
 FULL_PASSES = pa.schema(
     [
@@ -227,6 +234,7 @@ BOOKKEEPING_TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "quarantine": (QUARANTINE, ()),
     "collection_log": (COLLECTION_LOG, ()),
     "full_passes": (FULL_PASSES, ("connection_id",)),
+    "api_requests": (API_REQUESTS, ()),
     "connections": (CONNECTIONS, ("connection_id",)),
     "error_catalog": (ERROR_CATALOG, ("catalog", "description_key")),
 }

@@ -3,14 +3,20 @@ passes of a connection's list, and the collection log."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import pyarrow as pa
 
-from pipeline.transform.schema import BOOKKEEPING_TABLES, COLLECTION_LOG, CORE_TABLES
+from pipeline.transform.schema import (
+    BOOKKEEPING_TABLES,
+    COLLECTION_LOG,
+    CORE_TABLES,
+    QUARANTINE,
+)
 from pipeline.warehouse.statements import (
     BATCH_TABLE,
     as_utc,
@@ -39,6 +45,23 @@ class CollectionLogEntry:
     runs_changed: int = 0
     runs_unchanged: int = 0
     runs_quarantined: int = 0
+    duplicate_keys: int = 0
+
+
+@dataclass(frozen=True)
+class RawText:
+    """An answer's raw text to keep in quarantine although its run was loaded."""
+
+    connection_id: str
+    run_id: str | None
+    reason: str
+    text: str
+    fetched_at: datetime
+    source: str
+
+
+# Request times older than this are pruned: the hourly budget looks back 60 minutes.
+REQUEST_HISTORY = timedelta(minutes=65)
 
 
 class Bookkeeping:
@@ -117,6 +140,54 @@ class Bookkeeping:
                     f"INSERT INTO collection_log ({names}) SELECT {names} FROM {BATCH_TABLE}",
                     pa.Table.from_pylist(rows, COLLECTION_LOG),
                 )
+
+    def recent_requests(self, now: datetime) -> list[datetime]:
+        """When the API requests of the last hour started (earlier collections' included)."""
+        rows = self.con.execute(
+            "SELECT requested_at FROM api_requests WHERE requested_at >= ? ORDER BY 1",
+            [as_utc(now) - REQUEST_HISTORY],
+        ).fetchall()
+        return [as_utc(at) for (at,) in rows]
+
+    def record_requests(self, times: Sequence[datetime], now: datetime) -> None:
+        """Store request start times and drop those too old to count any more."""
+        with transaction(self.con):
+            execute(
+                self.con,
+                "DELETE FROM api_requests WHERE requested_at < ?",
+                [as_utc(now) - REQUEST_HISTORY],
+            )
+            if times:
+                execute(
+                    self.con,
+                    "INSERT INTO api_requests SELECT unnest(?::TIMESTAMPTZ[])",
+                    [[as_utc(t) for t in times]],
+                )
+
+    def keep_raw_texts(self, rows: Sequence[RawText]) -> None:
+        """Raw answer texts kept beside loaded runs (e.g. one that repeated a key), as
+        quarantine rows whose source says why, so nothing the API sent is lost."""
+        if not rows:
+            return
+        table = pa.Table.from_pylist(
+            [
+                {
+                    "connection_id": r.connection_id,
+                    "run_id": r.run_id,
+                    "reason": r.reason,
+                    "payload": r.text,
+                    "payload_hash": hashlib.sha256(r.text.encode("utf-8", "replace")).hexdigest(),
+                    "fetched_at": as_utc(r.fetched_at),
+                    "source": r.source,
+                }
+                for r in rows
+            ],
+            QUARANTINE,
+        )
+        names = ", ".join(QUARANTINE.names)
+        execute_reading(
+            self.con, f"INSERT INTO quarantine ({names}) SELECT {names} FROM {BATCH_TABLE}", table
+        )
 
     def table_counts(self) -> dict[str, int]:
         return {

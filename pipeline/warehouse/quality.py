@@ -119,3 +119,46 @@ def rates_out_of_range(con: duckdb.DuckDBPyConnection, model: str) -> int:
         return 0
     cond = " or ".join(f"({c} is not null and ({c} < 0 or {c} > 1))" for c in columns)
     return int(_scalar(con, f'select count(*) from "{model}" where {cond}'))
+
+
+def negative_durations(con: duckdb.DuckDBPyConnection, limit: int = 20) -> tuple[int, list[str]]:
+    """Runs that end before they start: how many, and the first few as 'connection/run'."""
+    return _named_runs(con, "end_time < start_time", limit)
+
+
+def runs_with_unknown_values(
+    con: duckdb.DuckDBPyConnection, limit: int = 20
+) -> tuple[int, list[str]]:
+    """Runs whose state or result is outside the documented sets (e.g. a lowercase
+    'completed', which the failure models would silently leave out): how many, and the
+    first few as 'connection/run (state 'x')'."""
+    where = (
+        "(state is not null and state not in (select unnest($states))) "
+        "or (result is not null and result not in (select unnest($results)))"
+    )
+    rows = con.execute(
+        f"select connection_id, run_id, state, result, count(*) over () from runs where {where} "
+        "order by connection_id, run_id limit $limit",
+        {"states": list(KNOWN_STATES), "results": list(KNOWN_RESULTS), "limit": limit},
+    ).fetchall()
+    named = []
+    for conn, rid, state, result, _ in rows:
+        odd = [
+            f"{name} {value!r}"
+            for name, value, known in (
+                ("state", state, KNOWN_STATES),
+                ("result", result, KNOWN_RESULTS),
+            )
+            if value is not None and value not in known
+        ]
+        named.append(f"{conn}/{rid} ({', '.join(odd)})")
+    return (int(rows[0][4]) if rows else 0), named
+
+
+def _named_runs(con: duckdb.DuckDBPyConnection, where: str, limit: int) -> tuple[int, list[str]]:
+    rows = con.execute(
+        f"select connection_id, run_id, count(*) over () from runs where {where} "
+        "order by connection_id, run_id limit ?",
+        [limit],
+    ).fetchall()
+    return (int(rows[0][2]) if rows else 0), [f"{c}/{r}" for c, r, _ in rows]

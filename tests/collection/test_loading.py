@@ -77,8 +77,10 @@ def test_a_lone_load_is_not_delayed(n: int) -> None:
     assert written == [n]
 
 
-def test_leaving_cancels_what_is_still_queued() -> None:
-    async def main() -> tuple[asyncio.Future[LoadStats], asyncio.Future[LoadStats]]:
+def test_leaving_on_an_error_cancels_what_is_still_queued() -> None:
+    handed: list[asyncio.Future[LoadStats]] = []
+
+    async def main() -> None:
         gate = asyncio.Event()
 
         async def load(batch: list[FetchedRun]) -> LoadStats:
@@ -86,13 +88,32 @@ def test_leaving_cancels_what_is_still_queued() -> None:
             return LoadStats()
 
         async with MergingWriter(load) as writer:
-            writing = writer.hand_over(runs("a", 1))
+            handed.append(writer.hand_over(runs("a", 1)))
             await asyncio.sleep(0)
-            queued = writer.hand_over(runs("b", 1))
-        return writing, queued
+            handed.append(writer.hand_over(runs("b", 1)))
+            raise RuntimeError("the collection failed")
 
-    writing, queued = asyncio.run(main())
-    assert writing.cancelled() and queued.cancelled()
+    with pytest.raises(RuntimeError):
+        asyncio.run(main())
+    assert all(f.cancelled() for f in handed)
+
+
+def test_leaving_normally_writes_what_was_handed_over_even_if_nobody_waits() -> None:
+    written: list[str] = []
+
+    async def main() -> None:
+        async def load(batch: list[FetchedRun]) -> LoadStats:
+            await asyncio.sleep(0.01)
+            written.extend(r.payload["id"] for r in batch)
+            return LoadStats()
+
+        async with MergingWriter(load) as writer:
+            first = writer.hand_over(runs("a", 1))
+            first.cancel()  # its connection stopped waiting (a signal): still written
+            writer.hand_over(runs("b", 2))
+
+    asyncio.run(main())
+    assert len(written) == 3
 
 
 def test_handing_over_to_a_writer_not_running_says_how_to_use_it() -> None:
