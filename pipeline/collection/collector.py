@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 import httpx
 
 from pipeline.collection.bookkeeping import Bookkeeper
+from pipeline.collection.connections import ConnectionBook
 from pipeline.collection.fetching import as_api_error, discover_connections, fetch_runs
 from pipeline.collection.loading import RunLoader, WarehouseGate
 from pipeline.collection.paging import PageWalk, choose_mode, page_is_unchanged, run_id
 from pipeline.collection.results import (
     FULL,
+    INCREMENTAL,
     CollectionResult,
     ConnectionResult,
     NoProgress,
@@ -73,17 +75,21 @@ class Collector:
         self._gate = WarehouseGate(warehouse)
         self._loader = RunLoader(self._gate)
         self._books = Bookkeeper(self._gate, self.collection_id)
+        self._connections = ConnectionBook(client, self._gate, now)
 
     async def run(self) -> CollectionResult:
         started = self.now()
         async with self._books, self._loader:
-            connection_ids, failures = await discover_connections(
+            found = await discover_connections(
                 self.client, self.settings.connection_ids, self.settings.imodel_ids, self.now
             )
+            connection_ids, failures = found.connection_ids, found.failures
             for failed in failures:
                 await self._books.finish(failed, self.now())
                 self.progress.connection_finished(failed)
+            await self._connections.save(found.details, connection_ids)
             await self._books.read_state(connection_ids)
+            await self._connections.read_state(connection_ids)
             # Many small loads in a row: checkpoint by WAL size, not DuckDB's default; less
             # than bulk file loads, since here checkpoints overlap the waits for the API.
             with self.warehouse.loader.bulk("256MB"):
@@ -103,8 +109,13 @@ class Collector:
                 last_full, self.now(), self.settings.full_pass_every_s, self.force_full
             )
             self.progress.connection_started(connection_id, result.mode)
-            seen, full_pass = await self._read_pages(connection_id, result)
-            await self._refresh_open_runs(connection_id, seen, result)
+            await self._connections.refresh(connection_id, result.stats)
+            open_runs = self._books.open_at_start.get(connection_id, [])
+            if result.mode == INCREMENTAL and self._connections.is_quiet(connection_id, open_runs):
+                log.debug("connection %s: its last run is stored and complete", connection_id)
+            else:
+                seen, full_pass = await self._read_pages(connection_id, result)
+                await self._refresh_open_runs(connection_id, seen, result)
         except ITwinRunsError as exc:
             err = as_api_error(exc)
             if err.connection_id is None:
