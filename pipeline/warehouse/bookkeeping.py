@@ -147,7 +147,8 @@ class Bookkeeping:
                 names = ", ".join(CONNECTIONS.names)
                 execute_reading(
                     self.con,
-                    f"INSERT OR REPLACE INTO connections ({names}) SELECT {names} FROM {BATCH_TABLE}",
+                    f"INSERT OR REPLACE INTO connections ({names}) "
+                    f"SELECT {names} FROM {BATCH_TABLE}",
                     pa.Table.from_pylist(rows, CONNECTIONS),
                 )
             if known_ids:
@@ -167,7 +168,8 @@ class Bookkeeping:
             execute(
                 self.con,
                 "INSERT INTO connections (connection_id) SELECT DISTINCT connection_id "
-                "FROM raw_latest WHERE connection_id NOT IN (SELECT connection_id FROM connections)",
+                "FROM raw_latest WHERE connection_id NOT IN "
+                "(SELECT connection_id FROM connections)",
             )
         return int(first_value(self.con, "SELECT count(*) FROM connections") or 0) - before
 
