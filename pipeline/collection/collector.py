@@ -96,6 +96,7 @@ class Collector:
                 results = await asyncio.gather(*(self._collect_one(c) for c in connection_ids))
         connections = [*failures, *results]
         totals = CallStats()
+        totals.add(found.stats)  # discovery's requests (failed ones are among the results)
         for r in connections:
             totals.add(r.stats)
         return CollectionResult(self.collection_id, started, self.now(), connections, totals)

@@ -11,7 +11,7 @@ from datetime import datetime
 from pipeline.collection.connections import ConnectionDetails, parse_connection
 from pipeline.collection.results import ConnectionResult
 from pipeline.errors import ITwinRunsError
-from pipeline.itwin.client import ExportApiClient
+from pipeline.itwin.client import CallStats, ExportApiClient
 from pipeline.itwin.errors import ApiError, NotFoundError
 from pipeline.itwin.ids import normalize_id
 from pipeline.transform.flatten import FetchedRun
@@ -31,6 +31,7 @@ class Discovery:
     connection_ids: list[str] = field(default_factory=list)
     details: list[ConnectionDetails] = field(default_factory=list)
     failures: list[ConnectionResult] = field(default_factory=list)
+    stats: CallStats = field(default_factory=CallStats)  # of the listings read whole
 
 
 async def discover_connections(
@@ -53,6 +54,7 @@ async def discover_connections(
                 if details.connection_id not in found.connection_ids:
                     found.connection_ids.append(details.connection_id)
                 found.details.append(details)
+            found.stats.add(result.stats)
         except ITwinRunsError as exc:
             result.error, result.imodel_id = as_api_error(exc), imodel_id
             result.ended_at = now()

@@ -18,7 +18,7 @@ from pipeline.itwin.settings import Secret, Settings
 from pipeline.warehouse.store import open_warehouse
 from tests.transform.builders import run
 
-BASE = "http://api.test"
+BASE = "http://127.0.0.1:9"  # loopback: plain http is allowed there
 CONN = "conn-1"
 
 
@@ -32,7 +32,9 @@ class ScriptedApi:
         self.denied_pages: set[int] = set()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        parts = request.url.path.strip("/").split("/")  # export connections <id> runs [<run>]
+        parts = request.url.path.strip("/").split("/")  # export connections <id> [runs [<run>]]
+        if len(parts) == 3:
+            return _json(200, {"connection": {"id": parts[2], "displayName": "One"}})
         if len(parts) == 5:
             if parts[4] in self.gone:
                 return _json(404, {"error": {"code": "RunNotFound", "message": "gone"}})
