@@ -1,6 +1,8 @@
 """Assets every build runs besides the models: Bentley's error catalogue before them, the
 alerts after them."""
 
+from typing import Any
+
 import dagster as dg
 
 from pipeline.alerts import send_alerts
@@ -38,7 +40,7 @@ def alerts(
         report = send_alerts(con, settings.alert_webhook_url)
     if report.problem:
         context.log.warning(report.summary())
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "findings": report.findings,
         "new": report.new,
         "sent": report.sent,
