@@ -162,6 +162,8 @@ def cmd_demo(data_dir: Path) -> int:
         print(f"simulator listening on {sim.base_url}", file=sys.stderr)
         env = simulator_environment(sim)
         env.update({"ITWIN_RATE_LIMIT_PER_MINUTE": "5000", "ITWIN_RUNS_DATA_DIR": str(data_dir)})
+        # Simulated findings must not reach a real channel: the summary lists them instead.
+        env["ITWIN_RUNS_ALERT_WEBHOOK_URL"] = ""
         with _environment(env):
             return cmd_collect(load_settings(os.environ), None)
 

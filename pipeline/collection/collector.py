@@ -110,13 +110,15 @@ class Collector:
                 last_full, self.now(), self.settings.full_pass_every_s, self.force_full
             )
             self.progress.connection_started(connection_id, result.mode)
-            await self._connections.refresh(connection_id, result.stats)
+            refused = await self._connections.refresh(connection_id, result.stats)
             open_runs = self._books.open_at_start.get(connection_id, [])
             if result.mode == INCREMENTAL and self._connections.is_quiet(connection_id, open_runs):
                 log.debug("connection %s: its last run is stored and complete", connection_id)
             else:
                 seen, full_pass = await self._read_pages(connection_id, result)
                 await self._refresh_open_runs(connection_id, seen, result)
+            if refused is not None:
+                raise refused  # its runs are loaded; it still fails, naming why
         except ITwinRunsError as exc:
             err = as_api_error(exc)
             if err.connection_id is None:

@@ -19,8 +19,9 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from pipeline.collection.loading import WarehouseGate
+from pipeline.errors import ITwinRunsError
 from pipeline.itwin.client import CallStats, ExportApiClient
-from pipeline.itwin.errors import InvalidIdError
+from pipeline.itwin.errors import ApiError, InvalidIdError
 from pipeline.itwin.ids import normalize_id, validate_id
 
 log = logging.getLogger("pipeline.collection")
@@ -135,18 +136,25 @@ class ConnectionBook:
         known = {cid: rid for cid, rid in self._last_runs.items() if rid is not None}
         self._completed = await self._gate.call(bookkeeping.completed_last_runs, known)
 
-    async def refresh(self, connection_id: str, stats: CallStats) -> None:
-        """Fetch a connection's details when never fetched or a day old; raises ApiError
-        (the connection then fails, naming the API's answer)."""
+    async def refresh(self, connection_id: str, stats: CallStats) -> ApiError | None:
+        """Fetch a connection's details when never fetched or a day old.
+
+        Returns the API's refusal instead of raising it: the caller still reads the runs,
+        then fails the connection naming the refusal (its runs are not lost for it).
+        """
         if connection_id in self._last_runs:
-            return  # fetched this collection (discovered)
+            return None  # fetched this collection (discovered)
         fetched = self._fetched_at.get(connection_id)
         if fetched is not None and self._now() - fetched < DETAILS_MAX_AGE:
-            return
-        obj = await self._client.get_connection(connection_id, stats=stats)
+            return None
+        try:
+            obj = await self._client.get_connection(connection_id, stats=stats)
+        except ITwinRunsError as exc:
+            log.warning("the details of connection %s cannot be read: %s", connection_id, exc)
+            return exc if isinstance(exc, ApiError) else ApiError(message=str(exc))
         details = parse_connection({**obj, "id": connection_id}, self._now())
         if details is None:
-            return
+            return None
         bookkeeping = self._gate.warehouse.bookkeeping
         await self._gate.call(bookkeeping.save_connections, [details.row()])
         self._remember([details])
@@ -155,6 +163,7 @@ class ConnectionBook:
                 bookkeeping.completed_last_runs, {connection_id: details.last_run_id}
             )
             self._completed |= done
+        return None
 
     def is_quiet(self, connection_id: str, open_runs: Sequence[str]) -> bool:
         """True when the connection's fresh `lastRun` is stored Completed and none of its

@@ -175,13 +175,18 @@ def test_a_webhook_url_over_plain_http_to_another_host_is_refused_without_echoin
     assert WEBHOOK_VAR in err and "https" in err and SECRET_PART not in err
 
 
-def test_the_demo_answers_is_it_getting_worse(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_the_demo_answers_is_it_getting_worse_and_posts_nothing(
+    receiver: Receiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for key in ("ITWIN_CONNECTION_IDS", "ITWIN_IMODEL_IDS", WEBHOOK_VAR, "ITWIN_RUNS_CONFIG"):
+    for key in ("ITWIN_CONNECTION_IDS", "ITWIN_IMODEL_IDS", "ITWIN_RUNS_CONFIG"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ITWIN_RUNS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(WEBHOOK_VAR, receiver.url)  # a real channel must not get the story
     assert main(["demo"]) == 0
+    assert receiver.bodies == []
     out = capsys.readouterr().out.strip().splitlines()
     findings = findings_of(tmp_path)
     # The story: a spike day, a new code and a rising one, each a line at the end.
