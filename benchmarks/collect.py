@@ -23,8 +23,18 @@ import psutil
 from benchmarks.measure import ROOT, WORK, load_average, run_watched
 
 
-def start_simulator(connections: int, runs: int, latency: float, rate: int) -> tuple[Any, dict]:
-    cmd = [sys.executable, "-m", "pipeline.simulator", "--json", "--warm", "--imodels", "0"]
+def start_simulator(
+    connections: int, runs: int, latency: float, rate: int, imodels: int = 0
+) -> tuple[Any, dict]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.simulator",
+        "--json",
+        "--warm",
+        "--imodels",
+        str(imodels),
+    ]
     cmd += ["--connections", str(connections), "--runs", str(runs), "--page-cap", "50"]
     cmd += ["--latency", str(latency), "--rate-limit", str(rate)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -36,14 +46,20 @@ def start_simulator(connections: int, runs: int, latency: float, rate: int) -> t
 def collect_child(args: argparse.Namespace) -> None:
     """In a fresh process: one collection with the library (no Dagster), one JSON line out."""
     from pipeline.collection import collect
+    from pipeline.collection.connections import ConnectionBook
     from pipeline.itwin.settings import Secret, Settings
     from pipeline.warehouse.store import open_warehouse
 
     info = json.loads(Path(args.info).read_text())
+    if getattr(args, "no_last_run", False):
+        # The collection as it was before the lastRun skip: every listing is read.
+        ConnectionBook.is_quiet = lambda self, connection_id, open_runs: False  # type: ignore[method-assign]
+    discover = getattr(args, "discover", False)
     settings = Settings(
         base_url=info["base_url"],
         access_token=Secret(info["static_token"]),
-        connection_ids=tuple(info["connection_ids"]),
+        connection_ids=() if discover else tuple(info["connection_ids"]),
+        imodel_ids=tuple(info["imodel_ids"]) if discover else (),
         rate_limit_per_minute=float(args.rate),
         data_dir=Path(args.data),
     )
@@ -52,6 +68,7 @@ def collect_child(args: argparse.Namespace) -> None:
         result = asyncio.run(collect(settings, warehouse))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         opened = warehouse.bookkeeping.open_runs_by_connection(info["connection_ids"])
+        connections_with_open_runs = len(opened)
         open_runs = sum(len(ids) for ids in opened.values())
     t = result.totals
     out = {
@@ -64,6 +81,7 @@ def collect_child(args: argparse.Namespace) -> None:
         "runs_loaded": result.runs_loaded,
         "failed": len(result.failed),
         "open_runs_after": open_runs,
+        "connections_with_open_runs": connections_with_open_runs,
         "in_flight_limit": settings.in_flight_limit,
     }
     print(json.dumps(out))
@@ -118,13 +136,49 @@ def bench_collect(
     }
 
 
+def bench_quiet(connections: int, runs: int, imodels: int, rate: int) -> dict[str, Any]:
+    """Connections found through iModels, nothing new: the next collection's requests with
+    every run listing read (as before the lastRun skip) and with the skip."""
+    print(
+        f"\n[3b] next collection, nothing new: {connections} connections x {runs} runs "
+        f"discovered through {imodels} iModels",
+        flush=True,
+    )
+    sim, info = start_simulator(connections, runs, 0.0, rate, imodels=imodels)
+    data = Path(tempfile.mkdtemp(prefix="bench-quiet-", dir=WORK))
+    try:
+        first = _one_collection(sim, info, data, rate, "first", ["--discover"])
+        before = _one_collection(
+            sim, info, data, rate, "next, every listing read", ["--discover", "--no-last-run"]
+        )
+        after = _one_collection(sim, info, data, rate, "next, lastRun skip", ["--discover"])
+    finally:
+        sim.terminate()
+        sim.wait()
+        shutil.rmtree(data, ignore_errors=True)
+    return {
+        "connections": connections,
+        "runs": runs,
+        "imodels": imodels,
+        "listing_pages": imodels * -(-(connections // imodels) // 50),
+        "first": first,
+        "before": before,
+        "after": after,
+    }
+
+
 def _one_collection(
-    sim: Any, info: dict[str, Any], data: Path, rate: int, label: str
+    sim: Any,
+    info: dict[str, Any],
+    data: Path,
+    rate: int,
+    label: str,
+    flags: list[str] | None = None,
 ) -> dict[str, Any]:
     """One collection in a fresh process into the warehouse under `data`."""
     info_file = data / "sim.json"
     info_file.write_text(json.dumps(info))
-    cmd = [sys.executable, "-m", "benchmarks.run_all", "--child-collect"]
+    cmd = [sys.executable, "-m", "benchmarks.run_all", "--child-collect", *(flags or [])]
     cmd += ["--info", str(info_file), "--data", str(data), "--rate", str(rate)]
     sim_cpu = psutil.Process(sim.pid).cpu_times()
     m = run_watched(cmd, dict(os.environ))

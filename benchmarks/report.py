@@ -64,6 +64,8 @@ def render(results: dict[str, Any], quick: bool, command: str) -> str:
             f"| runs new or changed | {n['runs_loaded']} |",
             "",
         ]
+        if "quiet" in c:
+            lines += quiet_section(c["quiet"])
     if "demo" in results:
         d = results["demo"]
         dag = d["dagster"]
@@ -146,3 +148,21 @@ def _load_section(r: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def quiet_section(q: dict[str, Any]) -> list[str]:
+    """Requests of a quiet hourly collection of connections discovered through iModels."""
+    b, a, f = q["before"], q["after"], q["first"]
+    return [
+        f"### Nothing new, {q['connections']} connections discovered through "
+        f"{q['imodels']} iModels ({q['runs']} runs each)",
+        "",
+        "| next collection | requests | runs new or changed |",
+        "|---|---|---|",
+        f"| every run listing read (before the `lastRun` skip) | {b['requests']} | "
+        f"{b['runs_loaded']} |",
+        f"| `lastRun` skip | {a['requests']} | {a['runs_loaded']} |",
+        f"| goal: one per 50 connections of an iModel + the connections with open runs | "
+        f"{q['listing_pages']} + {f['connections_with_open_runs']} |",
+        "",
+    ]

@@ -7,7 +7,9 @@
 2. A first collection against the simulator (its own process): 200 connections x 500
    runs, 100 ms latency, page cap 50, a budget of 5,000 requests a minute on both sides:
    wall time against requests / budget, 429s, requests per run.
-3. The next collection, with nothing new: requests and wall time.
+3. The next collection, with nothing new: requests and wall time; and for 200 connections
+   discovered through iModels, its requests with every run listing read and with the
+   `lastRun` skip.
 4. `itwin-runs demo` end to end, and the part of it that is Dagster starting up.
 5. Builds as the history grows (scale.py): warehouses of 30k, 300k and 1M runs, made once
    and kept in benchmarks/.work/; a full rebuild, a build with nothing new and one after
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.collect import bench_collect, collect_child
+from benchmarks.collect import bench_collect, bench_quiet, collect_child
 from benchmarks.demo import bench_demo, dagster_start_child
 from benchmarks.load import bench_load
 from benchmarks.measure import RESULTS, WORK, load_average, machine
@@ -51,6 +53,8 @@ def main() -> None:
     p.add_argument("--info")
     p.add_argument("--data")
     p.add_argument("--rate", type=int)
+    p.add_argument("--discover", action="store_true", help="child: connections via iModels")
+    p.add_argument("--no-last-run", action="store_true", help="child: read every listing")
     args = p.parse_args()
     if args.child_collect:
         collect_child(args)
@@ -78,6 +82,8 @@ def main() -> None:
             results["collect"] = bench_collect(20, 100, 0.1, 5_000, rounds=1)
         else:
             results["collect"] = bench_collect(200, 500, 0.1, 5_000, rounds=repeat)
+        quiet = (20, 20, 2) if quick else (200, 100, 4)
+        results["collect"]["quiet"] = bench_quiet(*quiet, rate=5_000)
     if "demo" in only:
         results["demo"] = bench_demo(1 if quick else 2)
     if "scale" in only:

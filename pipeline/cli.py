@@ -169,21 +169,19 @@ def this_hour() -> datetime:
 
 
 def cmd_demo(data_dir: Path) -> int:
-    from pipeline.simulator.config import Faults, SimulatorConfig
+    from pipeline.simulator.config import Faults
     from pipeline.simulator.server import SimulatorServer
+    from pipeline.simulator.story import demo_config
 
-    # Mild transient faults the client must ride out; nothing that fails a connection.
-    config = SimulatorConfig(
-        seed=7,
-        connections=8,
-        runs_per_connection=150,
-        start_time=this_hour(),
-        faults=Faults(error_5xx_rate=0.05, seed=7),
-    )
+    # Weeks of history with a story in the last one (a rising code, a new one, a spike
+    # day), and mild transient faults the client must ride out.
+    config = demo_config(this_hour(), Faults(error_5xx_rate=0.05, seed=7))
     with SimulatorServer(config) as sim:
         print(f"simulator listening on {sim.base_url}", file=sys.stderr)
         env = simulator_environment(sim)
         env.update({"ITWIN_RATE_LIMIT_PER_MINUTE": "5000", "ITWIN_RUNS_DATA_DIR": str(data_dir)})
+        # Simulated findings must not reach a real channel: the summary lists them instead.
+        env["ITWIN_RUNS_ALERT_WEBHOOK_URL"] = ""
         with _environment(env):
             return cmd_collect(load_settings(os.environ), None)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.alerts import finding_lines
 from pipeline.itwin.errors import describe_failure
 from pipeline.report.causes import FIXABILITY
 from pipeline.report.data import has_relation, rows_of
@@ -72,6 +73,7 @@ class Summary:
     fixability: list[dict[str, Any]] = field(default_factory=list)
     odd_runs: list[str] = field(default_factory=list)  # runs whose data is suspect, one line each
     failed_checks: list[str] = field(default_factory=list)  # set by the caller from Dagster
+    findings: list[str] = field(default_factory=list)
 
     def render(self, *, seconds: float, collected: bool) -> str:
         c = self.counts
@@ -117,7 +119,21 @@ class Summary:
         reports = self.data_dir / "reports"
         lines.append(f"warehouse: {self.data_dir / 'warehouse.duckdb'}")
         lines.append(f"reports:   {reports}/ (report.html and one .parquet per model)")
+        lines += findings_block(self.findings)
         return "\n".join(lines)
+
+
+def findings_block(findings: list[str]) -> list[str]:
+    """What the alerts would say, last: the answer to "is it getting worse?"."""
+    if not findings:
+        return [
+            "is it getting worse? no: no spike day in the last 7 days and no new or rising "
+            "error code"
+        ]
+    count = f"{len(findings)} finding{'' if len(findings) == 1 else 's'}"
+    lines = [f"is it getting worse? {count} (what the alerts say):"]
+    # Error codes in the texts come from the API: no terminal control sequences from them.
+    return lines + ["  - " + "".join(ch if ch.isprintable() else "?" for ch in f) for f in findings]
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -189,7 +205,8 @@ def read_summary(data_dir: Path, top: int = 5) -> Summary:
             causes = []
         fixability = _fixability(con)
         odd = _odd_runs(con)
-    return Summary(data_dir, counts, last, failed, causes, fixability, odd)
+        findings = finding_lines(con)
+    return Summary(data_dir, counts, last, failed, causes, fixability, odd, findings=findings)
 
 
 def _odd_runs(con: duckdb.DuckDBPyConnection) -> list[str]:

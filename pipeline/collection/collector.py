@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import httpx
 
 from pipeline.collection.bookkeeping import Bookkeeper
+from pipeline.collection.connections import ConnectionBook
 from pipeline.collection.fetching import as_api_error, discover_connections, fetch_runs
 from pipeline.collection.loading import Handed, RunLoader, WarehouseGate
 from pipeline.collection.odd_answers import duplicate_key_texts, rejected_runs
@@ -24,6 +25,7 @@ from pipeline.collection.paging import PageWalk, choose_mode, page_is_unchanged,
 from pipeline.collection.requests_log import RequestRecorder
 from pipeline.collection.results import (
     FULL,
+    INCREMENTAL,
     CollectionResult,
     ConnectionResult,
     NoProgress,
@@ -81,17 +83,21 @@ class Collector:
         self._books = Bookkeeper(self._gate, self.collection_id)
         self._tasks: list[asyncio.Task[ConnectionResult]] = []
         self.stopped_because: str | None = None
+        self._connections = ConnectionBook(client, self._gate, now)
 
     async def run(self) -> CollectionResult:
         started = self.now()
         async with self._books, self._loader, RequestRecorder(self.client, self._gate, self.now):
-            connection_ids, failures = await discover_connections(
+            found = await discover_connections(
                 self.client, self.settings.connection_ids, self.settings.imodel_ids, self.now
             )
+            connection_ids, failures = found.connection_ids, found.failures
             for failed in failures:
                 await self._books.finish(failed, self.now())
                 self.progress.connection_finished(failed)
+            await self._connections.save(found.details, connection_ids)
             await self._books.read_state(connection_ids)
+            await self._connections.read_state(connection_ids)
             if self.stopped_because is not None:  # stopped before reading any list
                 connection_ids = []
             # Many small loads in a row: checkpoint by WAL size, not DuckDB's default; less
@@ -101,6 +107,7 @@ class Collector:
                 results = await asyncio.gather(*self._tasks)
         connections = [*failures, *results]
         totals = CallStats()
+        totals.add(found.stats)  # discovery's requests (failed ones are among the results)
         for r in connections:
             totals.add(r.stats)
         return CollectionResult(self.collection_id, started, self.now(), connections, totals)
@@ -124,8 +131,15 @@ class Collector:
                 self.force_full or self._has_unaddressable_open_run(connection_id),
             )
             self.progress.connection_started(connection_id, result.mode)
-            seen, full_pass = await self._read_pages(connection_id, result)
-            await self._refresh_open_runs(connection_id, seen, result)
+            refused = await self._connections.refresh(connection_id, result.stats)
+            open_runs = self._books.open_at_start.get(connection_id, [])
+            if result.mode == INCREMENTAL and self._connections.is_quiet(connection_id, open_runs):
+                log.debug("connection %s: its last run is stored and complete", connection_id)
+            else:
+                seen, full_pass = await self._read_pages(connection_id, result)
+                await self._refresh_open_runs(connection_id, seen, result)
+            if refused is not None:
+                raise refused  # its runs are loaded; it still fails, naming why
         except ITwinRunsError as exc:
             err = as_api_error(exc)
             if err.connection_id is None:

@@ -8,11 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pipeline.collection.connections import ConnectionDetails, parse_connection
 from pipeline.collection.results import ConnectionResult
 from pipeline.errors import ITwinRunsError
-from pipeline.itwin.client import ExportApiClient
+from pipeline.itwin.client import CallStats, ExportApiClient
 from pipeline.itwin.errors import ApiError, InvalidIdError, NotFoundError, UnusableAnswerError
-from pipeline.itwin.ids import normalize_id, normalize_ids
+from pipeline.itwin.ids import normalize_id
 from pipeline.transform.flatten import FetchedRun, Rejected
 
 log = logging.getLogger("pipeline.collection")
@@ -22,30 +23,44 @@ def as_api_error(exc: ITwinRunsError) -> ApiError:
     return exc if isinstance(exc, ApiError) else ApiError(message=str(exc))
 
 
+@dataclass
+class Discovery:
+    """Configured connection ids plus those of the iModels (each once, normalised), the
+    details of the discovered ones, and the iModels whose listing failed."""
+
+    connection_ids: list[str] = field(default_factory=list)
+    details: list[ConnectionDetails] = field(default_factory=list)
+    failures: list[ConnectionResult] = field(default_factory=list)
+    stats: CallStats = field(default_factory=CallStats)  # of the listings read whole
+
+
 async def discover_connections(
     client: ExportApiClient,
     connection_ids: Sequence[str],
     imodel_ids: Sequence[str],
     now: Callable[[], datetime],
-) -> tuple[list[str], list[ConnectionResult]]:
-    """Configured connection ids plus those of the iModels, each once; failed discoveries."""
-    # Compared in normal form: a GUID configured in upper case and discovered in lower case
-    # is one connection, collected once.
-    ids = list(normalize_ids(connection_ids))
-    failures: list[ConnectionResult] = []
+) -> Discovery:
+    """Read each iModel's connection listing; keep the connection objects it returns."""
+    found = Discovery(list(dict.fromkeys(normalize_id(c) for c in connection_ids)))
+    failures = found.failures
     for imodel_id in imodel_ids:
         result = ConnectionResult(f"imodel:{imodel_id}", "discovery", now())
         try:
             async for conn in client.list_connections(imodel_id, stats=result.stats):
-                cid = conn.get("id") if isinstance(conn, dict) else None
-                if isinstance(cid, str) and normalize_id(cid) and normalize_id(cid) not in ids:
-                    ids.append(normalize_id(cid))
+                details = parse_connection(conn, now())
+                if details is None:
+                    log.warning("iModel %s listed a connection without a usable id", imodel_id)
+                    continue
+                if details.connection_id not in found.connection_ids:
+                    found.connection_ids.append(details.connection_id)
+                found.details.append(details)
+            found.stats.add(result.stats)
         except ITwinRunsError as exc:
             result.error, result.imodel_id = as_api_error(exc), imodel_id
             result.ended_at = now()
             log.warning("discovering connections of iModel %s failed: %s", imodel_id, exc)
             failures.append(result)
-    return ids, failures
+    return found
 
 
 @dataclass

@@ -4,7 +4,7 @@ Each body is a few lines calling the pure modules; what they return is metadata.
 """
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from pipeline.warehouse.models import build_models, list_models, report_models
 CORE_GROUP = "warehouse"
 MODEL_GROUP = "models"
 REPORT_GROUP = "reports"
-COLLECTION_TABLES = ("raw_runs", *CORE_TABLES, "quarantine", "collection_log")
+COLLECTION_TABLES = ("raw_runs", *CORE_TABLES, "quarantine", "collection_log", "connections")
 
 
 class CollectConfig(dg.Config):
@@ -36,16 +36,25 @@ def reports_dir(warehouse: WarehouseResource) -> Path:
     return warehouse.path.parent / "reports"
 
 
-def outcome_markdown(result: CollectionResult) -> str:
+def markdown_cell(text: str) -> str:
+    """Untrusted text (a display name, an API message) as one Markdown table cell."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return flat.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def outcome_markdown(result: CollectionResult, names: Mapping[str, str] | None = None) -> str:
+    """One row per connection: its display name (when known) beside its id, and the outcome."""
+    names = names or {}
     lines = [
-        "| connection | outcome | new | changed | unchanged | requests |",
-        "|---|---|---|---|---|---|",
+        "| connection | id | outcome | new | changed | unchanged | requests |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in result.connections:
-        outcome = "ok" if c.ok else f"failed: {c.describe_error()}".replace("|", "/")
+        outcome = "ok" if c.ok else f"failed: {c.describe_error()}"
+        name = names.get(c.connection_id, "")
         lines.append(
-            f"| {c.connection_id} | {outcome} | {c.runs_new} | {c.runs_changed} | "
-            f"{c.runs_unchanged} | {c.stats.requests} |"
+            f"| {markdown_cell(name)} | {c.connection_id} | {markdown_cell(outcome)} | "
+            f"{c.runs_new} | {c.runs_changed} | {c.runs_unchanged} | {c.stats.requests} |"
         )
     return "\n".join(lines)
 
@@ -80,7 +89,9 @@ def collection(
                 force_full=config.full_pass,
             )
         )
+        store.bookkeeping.add_connections_with_runs()
         counts = store.bookkeeping.table_counts()
+        names = display_names(store.con)
     shared: dict[str, Any] = {
         "requests": result.totals.requests,
         "retries": result.totals.retries,
@@ -89,12 +100,19 @@ def collection(
         "connections_failed": len(result.failed),
         "runs_loaded": result.runs_loaded,
         "collection_id": result.collection_id,
-        "outcomes": dg.MetadataValue.md(outcome_markdown(result)),
+        "outcomes": dg.MetadataValue.md(outcome_markdown(result, names)),
     }
     for name in COLLECTION_TABLES:
         yield dg.MaterializeResult(
             asset_key=name, metadata={"row_count": counts.get(name, 0), **shared}
         )
+
+
+def display_names(con: Any) -> dict[str, str]:
+    rows = con.execute(
+        "select connection_id, display_name from connections where display_name is not null"
+    ).fetchall()
+    return {str(cid): str(name) for cid, name in rows}
 
 
 def top_error_codes_markdown(con: Any, limit: int = 10) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
+from pipeline.defs.assets import markdown_cell
+from pipeline.defs.finding_checks import latest_day_no_spike, vocabulary_in_catalog
 from pipeline.defs.resources import WarehouseResource
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse import quality
@@ -51,14 +54,38 @@ def known_states_and_results(warehouse: WarehouseResource) -> dg.AssetCheckResul
     )
 
 
+# A connection runs one export at a time, so a stuck run blocks new exports of its iModel.
+_STUCK_BY_CONNECTION = """
+select r.connection_id, c.display_name, c.imodel_id, count(*) as stuck, min(r.start_time)
+from runs as r left join connections as c using (connection_id)
+where coalesce(r.state, '') <> 'Completed'
+    and r.start_time < ?::timestamptz - to_microseconds(cast(? * 3600e6 as bigint))
+group by all order by stuck desc, r.connection_id limit 50
+"""
+
+
+def stuck_runs_markdown(rows: list[tuple[Any, ...]]) -> str:
+    lines = ["| connection | id | iModel | stuck runs | oldest start |", "|---|---|---|---|---|"]
+    for cid, name, imodel, n, oldest in rows:
+        lines.append(
+            f"| {markdown_cell(name or '')} | {cid} | {imodel or ''} | {n} | "
+            f"{oldest:%Y-%m-%d %H:%M} |"
+        )
+    return "\n".join(lines)
+
+
 @dg.asset_check(asset="runs", name="no_stuck_runs")
 def no_stuck_runs(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Runs not Completed a day after they started; each blocks new exports of its iModel."""
+    now = datetime.now(UTC)
     with warehouse.get_connection() as con:
-        stuck = quality.stuck_runs(con, datetime.now(UTC), STUCK_AFTER_HOURS)
+        stuck = quality.stuck_runs(con, now, STUCK_AFTER_HOURS)
+        rows = con.execute(_STUCK_BY_CONNECTION, [now, STUCK_AFTER_HOURS]).fetchall()
+    metadata: dict[str, Any] = {"stuck_runs": stuck, "threshold_hours": STUCK_AFTER_HOURS}
+    if rows:
+        metadata["connections"] = dg.MetadataValue.md(stuck_runs_markdown(rows))
     return dg.AssetCheckResult(
-        passed=stuck == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"stuck_runs": stuck, "threshold_hours": STUCK_AFTER_HOURS},
+        passed=stuck == 0, severity=dg.AssetCheckSeverity.WARN, metadata=metadata
     )
 
 
@@ -134,5 +161,7 @@ def all_checks() -> list[dg.AssetChecksDefinition]:
         runs_in_documented_states,
         no_stuck_runs,
         fresh_successful_collection,
+        vocabulary_in_catalog,
+        latest_day_no_spike,
         *(rates_in_range_check(m) for m in report_models()),
     ]

@@ -23,9 +23,11 @@ def collect_schedule(cron: str = DEFAULT_CRON) -> dg.ScheduleDefinition:
     )
 
 
-# Models and reports only: rebuild from the warehouse without calling the API.
+# Models and reports only (with the catalogue they read and the alerts they raise):
+# rebuild from the warehouse without calling the API.
 report_job = dg.define_asset_job(
     "report_job",
-    selection=dg.AssetSelection.groups("models", "reports"),
+    selection=dg.AssetSelection.groups("models", "reports")
+    | dg.AssetSelection.assets("error_catalog"),
     description="Rebuild the SQL models and reports from what the warehouse holds.",
 )

@@ -156,3 +156,19 @@ def safe_url(name: str, raw: str, env_var: str | None, *, allow_insecure_http: b
             f"client secret unencrypted; use https, or set {INSECURE_HTTP_VAR}=1 to allow it"
         )
     return raw
+
+
+def webhook_url(name: str, raw: str, env_var: str | None) -> None:
+    """An https URL, or http to a loopback host; the message never shows the URL (a secret)."""
+    where = label(name, env_var)
+    try:
+        url = httpx.URL(raw)
+    except (httpx.InvalidURL, TypeError):
+        raise ConfigError(f"setting {where} is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"setting {where} must be an https URL with a host")
+    if url.scheme == "http" and not is_loopback(url.host):
+        raise ConfigError(
+            f"setting {where} uses plain http to a host that is not loopback, which would "
+            "send alerts unencrypted; use the webhook's https:// address"
+        )

@@ -64,6 +64,7 @@ class Settings:
     rate_limit_per_minute: float = 500.0
     rate_limit_per_hour: float | None = None  # None: no hourly budget
     max_wait_s: float = 900.0  # a longer wait (Retry-After, hourly budget) stops the collection
+    alert_webhook_url: Secret | None = None  # where alerts are posted; None: no alerts
     allow_insecure_http: bool = False  # plain http to a non-loopback host carries secrets openly
     data_dir: Path = Path("data")
     # Knobs without an environment variable in the contract; config file / run config only.
@@ -135,13 +136,14 @@ ENV_VARS: dict[str, str] = {
     "ITWIN_RATE_LIMIT_PER_HOUR": "rate_limit_per_hour",
     "ITWIN_MAX_WAIT_S": "max_wait_s",
     check.INSECURE_HTTP_VAR: "allow_insecure_http",
+    "ITWIN_RUNS_ALERT_WEBHOOK_URL": "alert_webhook_url",
     "ITWIN_RUNS_DATA_DIR": "data_dir",
 }
 CONFIG_FILE_VAR = "ITWIN_RUNS_CONFIG"
 
 
 _ENV_OF = {field_name: var for var, field_name in ENV_VARS.items()}
-_SECRETS = ("access_token", "client_secret")
+_SECRETS = ("access_token", "client_secret", "alert_webhook_url")
 _URLS = ("base_url", "token_url")
 
 
@@ -188,6 +190,10 @@ def _normalised(settings: Settings) -> dict[str, Any]:
         if f.name == "client_id" and value is not None:
             check.clean_credential(f.name, value, _ENV_OF.get(f.name))
         out[f.name] = value
+    if out["alert_webhook_url"] is not None:
+        check.webhook_url(
+            "alert_webhook_url", out["alert_webhook_url"].reveal(), _ENV_OF["alert_webhook_url"]
+        )
     for name in _URLS:
         out[name] = check.safe_url(
             name, out[name], _ENV_OF.get(name), allow_insecure_http=out["allow_insecure_http"]

@@ -30,9 +30,14 @@ class ScriptedApi:
         self.runs: dict[str, dict[str, Any]] = {}
         self.gone: set[str] = set()
         self.denied_pages: set[int] = set()
+        self.details_denied = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        parts = request.url.path.strip("/").split("/")  # export connections <id> runs [<run>]
+        parts = request.url.path.strip("/").split("/")  # export connections <id> [runs [<run>]]
+        if len(parts) == 3:
+            if self.details_denied:
+                return _json(403, {"error": {"code": "InsufficientPermissions", "message": "no"}})
+            return _json(200, {"connection": {"id": parts[2], "displayName": "One"}})
         if len(parts) == 5:
             if parts[4] in self.gone:
                 return _json(404, {"error": {"code": "RunNotFound", "message": "gone"}})
@@ -122,3 +127,18 @@ def test_a_whole_incremental_read_restores_the_last_full_pass(settings: Settings
     assert result.ok and result.mode == "incremental" and result.runs_new == 1
     marks = stored(settings, "select last_full_pass from full_passes")
     assert [m[0] for m in marks] == [first.started_at]
+
+
+def test_details_that_cannot_be_read_fail_the_connection_after_its_runs_load(
+    settings: Settings,
+) -> None:
+    api = ScriptedApi([[run("r2")], [run("r1")]])
+    api.details_denied = True
+    result = collect(settings, api).connections[0]
+    assert not result.ok and result.error is not None
+    assert (result.error.status, result.error.code) == (403, "InsufficientPermissions")
+    assert result.runs_new == 2  # what could be read is kept
+    assert stored(settings, "select connection_id, fetched_at from connections") == [(CONN, None)]
+    api.details_denied = False
+    assert collect(settings, api).ok  # first sight still: fetched now
+    assert stored(settings, "select display_name from connections") == [("One",)]

@@ -22,16 +22,22 @@ PAGES = {  # connection id -> its run pages, newest first
     "conn-b": [[run("b1")]],
 }
 DENIED = "conn-denied"
+CONNECTIONS = {  # connection id -> its object; names are untrusted text
+    "conn-a": {"id": "conn-a", "displayName": "Tower | B <east>", "iModelId": "im-1"},
+    "conn-b": {"id": "conn-b", "displayName": "Bridge", "iModelId": "im-1"},
+}
 
 
 def fake_api(request: httpx.Request) -> httpx.Response:
     """List pages of runs by $skip, with next links; 403 for the denied connection."""
-    parts = request.url.path.strip("/").split("/")  # export, connections, <id>, runs
-    if parts[:2] != ["export", "connections"] or parts[3:] != ["runs"]:
+    parts = request.url.path.strip("/").split("/")  # export, connections, <id>[, runs]
+    if parts[:2] != ["export", "connections"] or parts[3:] not in ([], ["runs"]):
         return httpx.Response(404, json={"error": {"code": "NotFound", "message": "no route"}})
     if parts[2] == DENIED:
         error = {"code": "InsufficientPermissions", "message": "not allowed"}
         return httpx.Response(403, json={"error": error})
+    if len(parts) == 3:
+        return httpx.Response(200, json={"connection": CONNECTIONS[parts[2]]})
     pages = PAGES[parts[2]]
     skip = int(request.url.params.get("$skip", "0"))
     body: dict[str, Any] = {"runs": pages[skip], "_links": {}}
@@ -95,7 +101,11 @@ def test_the_asset_loads_every_page_and_reports_counts(tmp_path: Path) -> None:
     }["runs"]
     assert runs_meta["row_count"].value == 4
     assert runs_meta["runs_loaded"].value == 4
-    assert runs_meta["requests"].value == 3  # two pages of conn-a, one of conn-b
+    # First sight: each connection's details, then two pages of conn-a and one of conn-b.
+    assert runs_meta["requests"].value == 5
+    outcomes = runs_meta["outcomes"].value
+    assert "| Tower \\| B &lt;east&gt; | conn-a | ok |" in outcomes  # the name beside the id
+    assert "| Bridge | conn-b | ok |" in outcomes
     assert sorted(heard.started) == ["conn-a", "conn-b"]  # the progress resource heard it
     assert all(r.ok for r in heard.finished)
 
@@ -110,7 +120,7 @@ def test_a_refused_connection_fails_alone_and_is_logged(tmp_path: Path) -> None:
         for m in result.asset_materializations_for_node("collection")
     }["runs"]
     assert runs_meta["connections_failed"].value == 1
-    assert f"| {DENIED} | failed" in runs_meta["outcomes"].value
+    assert f"|  | {DENIED} | failed: HTTP 403" in runs_meta["outcomes"].value
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
         outcomes = dict(con.execute("select connection_id, outcome from collection_log").fetchall())
     assert outcomes == {"conn-a": "ok", DENIED: "failed"}

@@ -51,7 +51,8 @@ def test_partial_failure_exits_1_and_names_connection_and_code(tmp_path: Path) -
         sim.faults.forbidden_connections.add(bad)
         done = run_cli(["collect"], sim_env(sim, tmp_path))
     assert done.returncode == 1, done.stderr
-    assert f"{bad}: HTTP 403, InsufficientPermissions" in done.stdout
+    name = sim.world.connections[bad].display_name  # known from the iModel's listing
+    assert f"{name} ({bad}): HTTP 403, InsufficientPermissions" in done.stdout
     assert "top failure causes" in done.stdout
     assert (tmp_path / "reports" / "report.html").exists()
     assert sim.client_secret not in done.stdout + done.stderr
