@@ -4,7 +4,6 @@ open runs refreshed, vanished runs kept, full-pass marks deferred while a read i
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,8 @@ from pipeline.collection.bookkeeping import LONG_AGO
 from pipeline.itwin.client import ExportApiClient
 from pipeline.itwin.settings import Secret, Settings
 from pipeline.warehouse.store import open_warehouse
+from tests.collection.scripted import BASE, CONN, connection_answer, json_answer
 from tests.transform.builders import run
-
-BASE = "https://api.test"
-CONN = "conn-1"
 
 
 class ScriptedApi:
@@ -36,27 +33,23 @@ class ScriptedApi:
         parts = request.url.path.strip("/").split("/")  # export connections <id> [runs [<run>]]
         if len(parts) == 3:
             if self.details_denied:
-                return _json(403, {"error": {"code": "InsufficientPermissions", "message": "no"}})
-            return _json(200, {"connection": {"id": parts[2], "displayName": "One"}})
+                return json_answer(
+                    403, {"error": {"code": "InsufficientPermissions", "message": "no"}}
+                )
+            return connection_answer(parts[2])
         if len(parts) == 5:
             if parts[4] in self.gone:
-                return _json(404, {"error": {"code": "RunNotFound", "message": "gone"}})
-            return _json(200, {"run": self.runs[parts[4]]})
+                return json_answer(404, {"error": {"code": "RunNotFound", "message": "gone"}})
+            return json_answer(200, {"run": self.runs[parts[4]]})
         skip = int(request.url.params.get("$skip", "0"))
         if skip in self.denied_pages:
-            return _json(403, {"error": {"code": "InsufficientPermissions", "message": "no"}})
+            return json_answer(403, {"error": {"code": "InsufficientPermissions", "message": "no"}})
         body: dict[str, Any] = {"runs": self.pages[skip], "_links": {}}
         if skip + 1 < len(self.pages):
             body["_links"]["next"] = {
                 "href": f"{BASE}/export/connections/{CONN}/runs?$skip={skip + 1}"
             }
-        return _json(200, body)
-
-
-def _json(status: int, body: dict[str, Any]) -> httpx.Response:
-    return httpx.Response(
-        status, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
+        return json_answer(200, body)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from pipeline.itwin.client import ExportApiClient
 from pipeline.itwin.errors import WaitTooLongError
 from pipeline.simulator.config import Faults
-from tests.itwin.test_client_simulator import all_runs, sim_settings, simulator, token_requests
+from tests.itwin.simulated import all_runs, sim_settings, simulator, token_requests
 
 
 def api_requests(sim: Any) -> int:

@@ -232,3 +232,25 @@ def approx_rows(expected: list[dict[str, object]]) -> list[dict[str, object]]:
         {k: pytest.approx(v, abs=1e-12) if isinstance(v, float) else v for k, v in row.items()}
         for row in expected
     ]
+
+
+# failure_daily's columns, in order.
+DAILY_COLUMNS = (
+    "day",
+    "completed_runs",
+    "failed_runs",
+    "run_failure_rate",
+    "run_failure_rate_low",
+    "run_failure_rate_high",
+    "completed_tasks",
+    "failed_tasks",
+    "task_failure_rate",
+    "task_failure_rate_low",
+    "task_failure_rate_high",
+    "baseline_completed_tasks",
+    "baseline_failed_tasks",
+    "baseline_task_failure_rate",
+    "baseline_task_failure_rate_low",
+    "baseline_task_failure_rate_high",
+    "is_spike",
+)

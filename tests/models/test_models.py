@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from pipeline.warehouse.models import report_models
-from tests.models.builders import Warehouse, approx_rows, rate, rows, wilson
+from tests.models.builders import DAILY_COLUMNS, Warehouse, approx_rows, rate, rows, wilson
 
 U = "(unspecified)"
 R1 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
@@ -120,27 +120,6 @@ def test_failure_rate_by_connection(mixed: duckdb.DuckDBPyConnection) -> None:
         1 / 2,
         1 / 3,
     ]
-
-
-DAILY_COLUMNS = (
-    "day",
-    "completed_runs",
-    "failed_runs",
-    "run_failure_rate",
-    "run_failure_rate_low",
-    "run_failure_rate_high",
-    "completed_tasks",
-    "failed_tasks",
-    "task_failure_rate",
-    "task_failure_rate_low",
-    "task_failure_rate_high",
-    "baseline_completed_tasks",
-    "baseline_failed_tasks",
-    "baseline_task_failure_rate",
-    "baseline_task_failure_rate_low",
-    "baseline_task_failure_rate_high",
-    "is_spike",
-)
 
 
 def test_failure_daily(mixed: duckdb.DuckDBPyConnection) -> None:

@@ -8,8 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 import pytest
 
-from tests.models.builders import Warehouse, approx_rows, rate, rows
-from tests.models.test_models import DAILY_COLUMNS
+from tests.models.builders import DAILY_COLUMNS, Warehouse, approx_rows, rate, rows
 
 ZONES = ["UTC", "America/Los_Angeles", "Asia/Tokyo"]
 
