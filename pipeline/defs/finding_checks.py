@@ -8,9 +8,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from pipeline.report.format import format_rate
 from pipeline.catalog import read_catalogs
 from pipeline.defs.resources import WarehouseResource
+from pipeline.report.format import format_rate
 
 # Failed tasks: completed, with result Error or TimedOut (as in the models).
 _DRIFT_SQL = """
