@@ -28,6 +28,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
 from pipeline.errors import ITwinRunsError
+from pipeline.warehouse.builds import BuildPlan, refresh_partitions
 from pipeline.transform.schema import CORE_TABLES
 
 ModelKind = Literal["staging", "intermediate", "marts"]
@@ -55,6 +56,8 @@ MACROS_DIR = "macros"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DEPENDS_ON = re.compile(r"^--\s*depends_on\s*:(.*)$", re.IGNORECASE)
 _MATERIALIZED = re.compile(r"^--\s*materialized\s*:\s*(\S*)", re.IGNORECASE)
+_INCREMENTAL = re.compile(r"^--\s*incremental\s*:\s*(\S*)", re.IGNORECASE)
+Incremental = Literal["day", "run"]
 
 
 class ModelError(ITwinRunsError, ValueError):
@@ -73,6 +76,10 @@ class Model:
     """The folder it lives in; `marts` are the report models."""
     sql: str
     declared_materialization: Literal["view", "table"] | None = None
+    incremental: Incremental | None = None
+    """`day`: its rows have a `day` computed from inputs' `run_day` of that day only;
+    `run`: rows keyed by (connection_id, run_id) computed from that run's inputs only.
+    Such a table is refreshed for the changed days (runs) instead of rebuilt."""
 
     @property
     def is_report(self) -> bool:
@@ -172,7 +179,7 @@ def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
     mismatch = dependency_mismatch(shown, sql, declared)
     if mismatch:
         raise ModelError(mismatch)
-    return Model(
+    model = Model(
         name=name,
         path=path,
         deps=tuple(d for d in declared if d in model_names),
@@ -180,7 +187,32 @@ def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
         kind=kind,
         sql=sql,
         declared_materialization=_materialized_of(shown, sql),
+        incremental=_incremental_of(shown, sql),
     )
+    if model.incremental and model.materialization == "view":
+        raise ModelError(f"{shown}: an incremental model must be a table (it keeps rows)")
+    return model
+
+
+def _incremental_of(shown: str, sql: str) -> Incremental | None:
+    try:
+        return parse_incremental(sql)
+    except ModelError as exc:
+        raise ModelError(f"{shown}: {exc}") from exc
+
+
+def parse_incremental(sql: str) -> Incremental | None:
+    """`-- incremental: day` (or `run`) from the header; None when not declared."""
+    for line in _header_lines(sql):
+        match = _INCREMENTAL.match(line)
+        if match:
+            value = match.group(1).strip().lower()
+            if value == "day":
+                return "day"
+            if value == "run":
+                return "run"
+            raise ModelError(f"incremental: expected day or run, got {value!r}")
+    return None
 
 
 def _materialized_of(shown: str, sql: str) -> Literal["view", "table"] | None:
@@ -262,23 +294,28 @@ def create_macros(con: duckdb.DuckDBPyConnection, sql_dir: Path | None = None) -
             raise ModelError(f"sql/{MACROS_DIR}/{path.name}: {exc}") from exc
 
 
-def _create_statement(model: Model) -> str:
+def macros_text(sql_dir: Path | None = None) -> str:
+    """Every macro file's text: a model's SQL hash includes it, so a macro edit rebuilds."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in macro_files(sql_dir))
+
+
+def _body(model: Model) -> str:
     # The body is a complete select; trailing semicolons would end the statement early.
-    body = model.sql.strip().rstrip(";")
-    return f"create or replace {model.materialization} {model.name} as\n{body}"
+    return model.sql.strip().rstrip(";")
 
 
-def _drop_if_other_kind(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    # `create or replace view` cannot replace a table (nor the reverse), which happens when
-    # a model changes materialization between versions.
+def _create_statement(model: Model) -> str:
+    return f"create or replace {model.materialization} {model.name} as\n{_body(model)}"
+
+
+def _existing_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
     rows = con.execute(
         "select table_type from information_schema.tables "
-        "where table_schema = current_schema() and table_name = ?",
-        [model.name],
+        "where table_schema = current_schema() and table_name = ? "
+        "and table_catalog = current_database()",
+        [name],
     ).fetchall()
-    existing = {"VIEW": "view", "BASE TABLE": "table"}.get(rows[0][0]) if rows else None
-    if existing is not None and existing != model.materialization:
-        con.execute(f"drop {existing} {model.name}")
+    return {"VIEW": "view", "BASE TABLE": "table"}.get(rows[0][0]) if rows else None
 
 
 def build_models(
@@ -286,27 +323,50 @@ def build_models(
     names: Sequence[str] | None = None,
     *,
     sql_dir: Path | None = None,
+    full: bool = False,
 ) -> dict[str, int]:
     """Build the named models (default: all) in dependency order; return row counts.
 
     Only the named models are built, not their upstream: the Dagster layer builds one
-    model per asset and relies on its declared deps. All of them go in one transaction.
+    model per asset and relies on its declared deps. All of them go in one transaction,
+    with what they were built from (see builds.py): a model whose inputs did not change
+    is skipped (its count is the one of its last build), an incremental one refreshed for
+    the changed days or runs. `full` rebuilds every named model whatever its state.
     """
-    selected = _select(list_models(sql_dir), names)
+    models = list_models(sql_dir)
+    selected = _select(models, names)
     counts: dict[str, int] = {}
     con.begin()
     try:
         create_macros(con, sql_dir)
+        plan = BuildPlan(con, models, macros_text(sql_dir), full)
         for model in selected:
-            try:
-                _drop_if_other_kind(con, model)
-                con.execute(_create_statement(model))
-            except duckdb.Error as exc:
-                raise ModelError(f"sql/{model.kind}/{model.path.name}: {exc}") from exc
-            rows = con.execute(f"select count(*) from {model.name}").fetchall()
-            counts[model.name] = int(rows[0][0]) if rows else 0
+            counts[model.name] = _build_one(con, plan, model)
+        plan.prune_changes()
         con.commit()
     except BaseException:
         con.rollback()
         raise
     return counts
+
+
+def _build_one(con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model) -> int:
+    existing = _existing_kind(con, model.name)
+    action = plan.action(model, exists=existing == model.materialization)
+    if action == "skip":
+        return plan.state[model.name].row_count
+    try:
+        if action == "partial":
+            since = plan.state[model.name].change_seq
+            refresh_partitions(con, model, since, f"select * from ({_body(model)})")
+        else:
+            if existing is not None and existing != model.materialization:
+                # `create or replace view` cannot replace a table (nor the reverse).
+                con.execute(f"drop {existing} {model.name}")
+            con.execute(_create_statement(model))
+    except duckdb.Error as exc:
+        raise ModelError(f"sql/{model.kind}/{model.path.name}: {exc}") from exc
+    rows = con.execute(f"select count(*) from {model.name}").fetchall()
+    count = int(rows[0][0]) if rows else 0
+    plan.record(model, count)
+    return count

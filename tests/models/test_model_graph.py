@@ -202,7 +202,8 @@ def test_build_selected_models_only() -> None:
     assert build_models(con, ["stg_runs"]) == {"stg_runs": 0}
     assert con.execute(
         "select table_name, table_type from information_schema.tables "
-        "where table_name not in ('runs', 'jobs', 'tasks', 'task_errors')"
+        "where table_name not in ('runs', 'jobs', 'tasks', 'task_errors', "
+        "'build_state', 'model_changes', 'model_change_counter')"
     ).fetchall() == [("stg_runs", "VIEW")]
     with pytest.raises(ModelError, match="no such model: nope"):
         build_models(con, ["nope"])

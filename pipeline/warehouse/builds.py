@@ -1,0 +1,200 @@
+"""What each model was built from, so a build redoes only what changed since the last one.
+
+The loader records every new, changed, stale or deleted run in `model_changes` (its key
+and the UTC start days it left and entered) under a change number bumped in the same
+transaction as the load. `build_state` remembers, per model, a key of what it was built
+from (its SQL and the macros' hash, and the versions of what it reads); a model whose key
+still matches is skipped. A model declaring `-- incremental: day` (or `run`) whose only
+new input is recorded run changes is refreshed for the affected days (or runs) only:
+their rows are deleted and recomputed from its inputs restricted to those days (runs).
+State is written in the build's own transaction, so a crash leaves both or neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import duckdb
+
+from pipeline.transform.schema import CORE_TABLES
+
+if TYPE_CHECKING:
+    from pipeline.warehouse.models import Model
+
+# Tables the loader changes run by run, and records in model_changes when it does.
+RUN_SOURCES: frozenset[str] = frozenset(CORE_TABLES) | {"raw_runs"}
+
+Action = Literal["skip", "full", "partial"]
+
+STATE_DDL = (
+    "create table if not exists build_state (model varchar, inputs_key varchar, "
+    "change_seq bigint, row_count bigint)",
+    "create table if not exists model_changes (seq bigint, connection_id varchar, "
+    "run_id varchar, day date, has_day boolean)",
+    "create table if not exists model_change_counter (seq bigint)",
+)
+
+def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in STATE_DDL:
+        con.execute(statement)
+
+
+def next_change_seq(con: duckdb.DuckDBPyConnection) -> int:
+    """Bump the change number (in the caller's transaction) and return it."""
+    ensure_state_tables(con)
+    row = con.execute("select max(seq) from model_change_counter").fetchone()
+    seq = int(row[0]) + 1 if row and row[0] is not None else 1
+    con.execute("delete from model_change_counter")
+    con.execute("insert into model_change_counter values (?)", [seq])
+    return seq
+
+
+def forget_builds(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the next build a full one (after the tables were rewritten wholesale)."""
+    ensure_state_tables(con)
+    con.execute("delete from build_state")
+    con.execute("delete from model_changes")
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+@dataclass
+class _State:
+    inputs_key: str
+    change_seq: int
+    row_count: int
+
+
+class BuildPlan:
+    """Decides, model by model in dependency order, whether to skip, refresh or rebuild."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, models: Sequence[Model], macros: str, full: bool
+    ) -> None:
+        ensure_state_tables(con)
+        self.con = con
+        self.full = full
+        self.macros = macros
+        self.models = {m.name: m for m in models}
+        rows = con.execute("select model, inputs_key, change_seq, row_count from build_state")
+        self.state = {str(r[0]): _State(str(r[1]), int(r[2]), int(r[3])) for r in rows.fetchall()}
+        counter = con.execute("select max(seq) from model_change_counter").fetchone()
+        self.seq = int(counter[0]) if counter and counter[0] is not None else 0
+        self._source_versions: dict[str, str] = {}
+
+    # Versions: a model's version names the data it holds; a source's names its contents.
+    def source_version(self, name: str, *, static: bool) -> str:
+        if name in RUN_SOURCES:
+            return "runs" if static else f"runs@{self.seq}"
+        if name not in self._source_versions:
+            # Small tables (connections, the catalogue): a fingerprint of their rows.
+            row = self.con.execute(
+                f"select count(*), coalesce(sum(hash(t)::hugeint), 0) from {name} t"
+            ).fetchone()
+            self._source_versions[name] = f"{row[0]}:{row[1]}" if row else "?"
+        return self._source_versions[name]
+
+    def inputs_key(self, model: Model, *, static: bool) -> str:
+        code = _digest(model.sql, self.macros, model.materialization, model.incremental)
+        reads = [f"{s}={self.source_version(s, static=static)}" for s in sorted(model.sources)]
+        reads += [f"{d}={self.version(d, static=static)}" for d in sorted(model.deps)]
+        return _digest(code, *reads)
+
+    def version(self, name: str, *, static: bool = False) -> str:
+        """What `name` holds now: a view follows its inputs; a table what it was built from."""
+        model = self.models[name]
+        if model.materialization == "view":
+            return self.inputs_key(model, static=static)
+        state = self.state.get(name)
+        if state is None:
+            return "absent"
+        if static:
+            return state.inputs_key
+        return _digest(state.inputs_key, state.change_seq) if model.incremental else state.inputs_key
+
+    def action(self, model: Model, exists: bool) -> Action:
+        state = self.state.get(model.name)
+        if self.full or state is None or not exists:
+            return "full"
+        if model.materialization == "view":
+            # A view reads live data: only its definition can go stale.
+            return "skip" if state.inputs_key == self._view_key(model) else "full"
+        if model.incremental:
+            if state.inputs_key != self.inputs_key(model, static=True):
+                return "full"
+            return "skip" if state.change_seq >= self.seq else "partial"
+        return "skip" if state.inputs_key == self.inputs_key(model, static=False) else "full"
+
+    def _view_key(self, model: Model) -> str:
+        return _digest(model.sql, self.macros, model.materialization)
+
+    def record(self, model: Model, row_count: int) -> None:
+        if model.materialization == "view":
+            key = self._view_key(model)
+        else:
+            key = self.inputs_key(model, static=bool(model.incremental))
+        self.state[model.name] = _State(key, self.seq, row_count)
+        self.con.execute("delete from build_state where model = ?", [model.name])
+        self.con.execute(
+            "insert into build_state values (?, ?, ?, ?)", [model.name, key, self.seq, row_count]
+        )
+
+    def prune_changes(self) -> None:
+        """Drop recorded changes every incremental model has applied."""
+        applied = [
+            self.state[m.name].change_seq
+            for m in self.models.values()
+            if m.incremental and m.name in self.state
+        ]
+        if applied:
+            self.con.execute("delete from model_changes where seq <= ?", [min(applied)])
+
+
+def refresh_partitions(
+    con: duckdb.DuckDBPyConnection, model: Model, since_seq: int, create_body: str
+) -> None:
+    """Recompute `model`'s rows for the days (or runs) changed after `since_seq`.
+
+    Each input is copied restricted to those days (runs) into a temp table that shadows
+    its name while the model's own select runs, so the model's SQL is used unchanged.
+    """
+    if model.incremental == "day":
+        con.execute(
+            "create or replace temp table _affected as select distinct day from model_changes "
+            "where seq > ? and has_day",
+            [since_seq],
+        )
+        match = "semi join _affected a on a.day is not distinct from s.run_day"
+        delete = "delete from {t} where exists (select 1 from _affected a where a.day is not distinct from {t}.day)"
+    else:
+        con.execute(
+            "create or replace temp table _affected as select distinct connection_id, run_id "
+            "from model_changes where seq > ?",
+            [since_seq],
+        )
+        match = "semi join _affected a on a.connection_id = s.connection_id and a.run_id = s.run_id"
+        delete = (
+            "delete from {t} where exists (select 1 from _affected a "
+            "where a.connection_id = {t}.connection_id and a.run_id = {t}.run_id)"
+        )
+    inputs = _inputs_of(model)
+    for name in inputs:
+        con.execute(f"create or replace temp table _scoped_{name} as select s.* from {name} s {match}")
+    try:
+        for name in inputs:
+            con.execute(f"create or replace temp view {name} as select * from _scoped_{name}")
+        con.execute(delete.format(t=model.name))
+        con.execute(f"insert into {model.name} by name {create_body}")
+    finally:
+        for name in inputs:
+            con.execute(f"drop view if exists temp.main.{name}")
+            con.execute(f"drop table if exists temp.main._scoped_{name}")
+
+
+def _inputs_of(model: Model) -> Iterable[str]:
+    return [*model.deps, *model.sources]
