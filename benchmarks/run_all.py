@@ -9,13 +9,16 @@
    wall time against requests / budget, 429s, requests per run.
 3. The next collection, with nothing new: requests and wall time.
 4. `itwin-runs demo` end to end, and the part of it that is Dagster starting up.
+5. Builds as the history grows (scale.py): warehouses of 30k, 300k and 1M runs, made once
+   and kept in benchmarks/.work/; a full rebuild, a build with nothing new and one after
+   100 changed runs, each with wall time and peak RSS.
 
 Figures only: nothing here asserts a time. `--quick` (or BENCH_QUICK=1) runs small sizes
 once, to check the harness itself. `--baseline DIR` also loads with the code checked out
 in DIR (say `git worktree add /tmp/before <commit>`), alternating with the others, to
 show a change's before and after from one run.
 
-    .venv/bin/python -m benchmarks.run_all [--quick] [--only load,collect,demo] [--baseline DIR]
+    .venv/bin/python -m benchmarks.run_all [--quick] [--only load,collect,scale] [--baseline DIR]
     make bench BENCH_ARGS="--baseline /tmp/before"
 """
 
@@ -33,12 +36,13 @@ from benchmarks.demo import bench_demo, dagster_start_child
 from benchmarks.load import bench_load
 from benchmarks.measure import RESULTS, WORK, load_average, machine
 from benchmarks.report import render
+from benchmarks.scale import QUICK_SIZES, SIZES, bench_scale, render_scale
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", default=bool(os.environ.get("BENCH_QUICK")))
-    p.add_argument("--only", default="load,collect,demo")
+    p.add_argument("--only", default="load,collect,demo,scale")
     p.add_argument("--repeat", type=int)
     p.add_argument("--notes", type=Path, help="a Markdown file appended as ## Notes")
     p.add_argument("--baseline", type=Path, help="a checkout of earlier code to load with too")
@@ -76,10 +80,16 @@ def main() -> None:
             results["collect"] = bench_collect(200, 500, 0.1, 5_000, rounds=repeat)
     if "demo" in only:
         results["demo"] = bench_demo(1 if quick else 2)
+    if "scale" in only:
+        results["scale"] = bench_scale(
+            list(QUICK_SIZES if quick else SIZES), repeat=1 if quick else 2
+        )
     if args.notes:
         results["notes"] = args.notes.read_text()
     command = "make bench" + (" (quick)" if quick else "")
     text = render(results, quick, command)
+    if "scale" in results:
+        text += "\n" + render_scale(results["scale"])
     (WORK / f"results-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
     if quick:
         print("\n" + text)

@@ -18,7 +18,7 @@ from pipeline.itwin.settings import Secret, Settings
 from pipeline.warehouse.store import open_warehouse
 from tests.transform.builders import run
 
-BASE = "http://api.test"
+BASE = "https://api.test"
 CONN = "conn-1"
 
 

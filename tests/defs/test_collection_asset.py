@@ -16,7 +16,7 @@ from pipeline.defs.assets import collection
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 from tests.transform.builders import run
 
-BASE = "http://api.test"
+BASE = "https://api.test"
 PAGES = {  # connection id -> its run pages, newest first
     "conn-a": [[run("a3"), run("a2")], [run("a1")]],
     "conn-b": [[run("b1")]],
