@@ -180,10 +180,13 @@ def _existing_warehouse(settings: Settings) -> Path:
     return path
 
 
-def cmd_report(settings: Settings, config_file: Path | None) -> int:
+def cmd_report(settings: Settings, config_file: Path | None, *, full: bool = False) -> int:
+    from pipeline.defs.jobs import full_build_run_config
+
     started = time.monotonic()
     _existing_warehouse(settings)
-    if not _execute("report_job", settings, config_file):
+    run_config = full_build_run_config() if full else None
+    if not _execute("report_job", settings, config_file, run_config):
         return EXIT_FAILED
     return _summary(settings, started=started, collected=False)
 
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return cmd_demo(settings.data_dir)
         if args.command == "report":
-            return cmd_report(settings, args.config)
+            return cmd_report(settings, args.config, full=args.full)
         if args.command == "rebuild":
             return cmd_rebuild(settings, args.config)
         if args.command == "load":

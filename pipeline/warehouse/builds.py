@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 RUN_SOURCES: frozenset[str] = frozenset(CORE_TABLES) | {"raw_runs"}
 
 Action = Literal["skip", "full", "partial"]
+ABSENT = "absent"  # the version of a table no build recorded
 
 STATE_DDL = (
     "create table if not exists build_state (model varchar, inputs_key varchar, "
@@ -35,7 +36,9 @@ STATE_DDL = (
     "create table if not exists model_changes (seq bigint, connection_id varchar, "
     "run_id varchar, day date, has_day boolean)",
     "create table if not exists model_change_counter (seq bigint)",
+    "create table if not exists report_state (path varchar, version varchar)",
 )
+
 
 def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     for statement in STATE_DDL:
@@ -112,10 +115,12 @@ class BuildPlan:
             return self.inputs_key(model, static=static)
         state = self.state.get(name)
         if state is None:
-            return "absent"
+            return ABSENT
         if static:
             return state.inputs_key
-        return _digest(state.inputs_key, state.change_seq) if model.incremental else state.inputs_key
+        return (
+            _digest(state.inputs_key, state.change_seq) if model.incremental else state.inputs_key
+        )
 
     def action(self, model: Model, exists: bool) -> Action:
         state = self.state.get(model.name)
@@ -184,7 +189,9 @@ def refresh_partitions(
         )
     inputs = _inputs_of(model)
     for name in inputs:
-        con.execute(f"create or replace temp table _scoped_{name} as select s.* from {name} s {match}")
+        con.execute(
+            f"create or replace temp table _scoped_{name} as select s.* from {name} s {match}"
+        )
     try:
         for name in inputs:
             con.execute(f"create or replace temp view {name} as select * from _scoped_{name}")
@@ -198,3 +205,21 @@ def refresh_partitions(
 
 def _inputs_of(model: Model) -> Iterable[str]:
     return [*model.deps, *model.sources]
+
+
+def written_version(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
+    """The version of the models a report file was last written from (None: unknown)."""
+    ensure_state_tables(con)
+    row = con.execute("select max(version) from report_state where path = ?", [path]).fetchone()
+    return str(row[0]) if row and row[0] is not None else None
+
+
+def record_written(con: duckdb.DuckDBPyConnection, path: str, version: str) -> None:
+    """Remember `path` holds `version`; written after the file, so a crash between the two
+    only rewrites the file once more."""
+    con.execute("delete from report_state where path = ?", [path])
+    con.execute("insert into report_state values (?, ?)", [path, version])
+
+
+def versions_digest(versions: Iterable[str]) -> str:
+    return _digest(*versions)

@@ -28,8 +28,8 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
 from pipeline.errors import ITwinRunsError
-from pipeline.warehouse.builds import BuildPlan, refresh_partitions
 from pipeline.transform.schema import CORE_TABLES
+from pipeline.warehouse.builds import BuildPlan, refresh_partitions
 
 ModelKind = Literal["staging", "intermediate", "marts"]
 LAYERS: tuple[ModelKind, ...] = ("staging", "intermediate", "marts")
@@ -348,6 +348,13 @@ def build_models(
         con.rollback()
         raise
     return counts
+
+
+def model_versions(con: duckdb.DuckDBPyConnection, sql_dir: Path | None = None) -> dict[str, str]:
+    """What each model holds now (see builds.BuildPlan.version): same version, same rows."""
+    models = list_models(sql_dir)
+    plan = BuildPlan(con, models, macros_text(sql_dir), full=False)
+    return {m.name: plan.version(m.name) for m in models}
 
 
 def _build_one(con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model) -> int:

@@ -34,7 +34,9 @@ def _payload(run_id: str, shape: dict[str, Any]) -> dict[str, Any]:
         )
         for i, code in enumerate(shape["codes"])
     ]
-    payload = run(run_id, state=shape["state"], result=shape["result"], jobs=[job(f"{run_id}-j", tasks=tasks)])
+    payload = run(
+        run_id, state=shape["state"], result=shape["result"], jobs=[job(f"{run_id}-j", tasks=tasks)]
+    )
     if shape["hours"] is None:
         payload["startDateTime"] = None
     else:
@@ -79,7 +81,9 @@ class _Pair:
         for w in self.sides:
             if op == "load":
                 by_id = {(c, r): _payload(r, s) for c, r, s in arg}  # one version per run
-                fetched = [FetchedRun(c, copy.deepcopy(p), self.clock) for (c, _), p in by_id.items()]
+                fetched = [
+                    FetchedRun(c, copy.deepcopy(p), self.clock) for (c, _), p in by_id.items()
+                ]
                 w.loader.load(flatten_runs(fetched))
             elif op == "stale":  # a version fetched before the stored one: history only
                 c, r, s = arg
@@ -102,7 +106,9 @@ class _Pair:
         build_models(full.con, full=True)
         for name in MODELS:
             query = f"select * from {name} order by all"
-            assert incremental.con.execute(query).fetchall() == full.con.execute(query).fetchall(), name
+            assert (
+                incremental.con.execute(query).fetchall() == full.con.execute(query).fetchall()
+            ), name
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -141,8 +147,15 @@ def test_a_build_with_nothing_new_rebuilds_nothing() -> None:
 
 
 def _shape(**changes: Any) -> dict[str, Any]:
-    shape = {"hours": 1, "seconds": 60, "state": "Completed", "result": "Error",
-             "codes": ["E1"], "phase": "upload", "fix": None}
+    shape = {
+        "hours": 1,
+        "seconds": 60,
+        "state": "Completed",
+        "result": "Error",
+        "codes": ["E1"],
+        "phase": "upload",
+        "fix": None,
+    }
     shape.update(changes)
     return shape
 
@@ -212,4 +225,6 @@ def test_refresh_reads_days_in_utc(session_zone: str) -> None:
     build_models(w.con)
     incremental = w.con.execute("select * from int_daily_connection order by all").fetchall()
     build_models(w.con, full=True)
-    assert w.con.execute("select * from int_daily_connection order by all").fetchall() == incremental
+    assert (
+        w.con.execute("select * from int_daily_connection order by all").fetchall() == incremental
+    )
