@@ -166,15 +166,11 @@ def html_report(config: BuildConfig, warehouse: WarehouseResource) -> dg.Materia
         versions = model_versions(con)
         held = [f"{name}={versions[name]}" for name in tables]
         force = config.full or any(versions[name] == ABSENT for name in tables)
-        written = write_if_changed(
-            con,
-            path,
-            versions_digest(held),
-            lambda temp: temp.write_bytes(
-                render_html(con, generated_at=datetime.now(UTC)).encode("utf-8")
-            ),
-            force=force,
-        )
+
+        def write(temp: Path) -> None:
+            temp.write_bytes(render_html(con, generated_at=datetime.now(UTC)).encode("utf-8"))
+
+        written = write_if_changed(con, path, versions_digest(held), write, force=force)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "rewritten": written}
     )

@@ -175,7 +175,10 @@ def refresh_partitions(
             [since_seq],
         )
         match = "semi join _affected a on a.day is not distinct from s.run_day"
-        delete = "delete from {t} where exists (select 1 from _affected a where a.day is not distinct from {t}.day)"
+        delete = (
+            "delete from {t} where exists (select 1 from _affected a "
+            "where a.day is not distinct from {t}.day)"
+        )
     else:
         con.execute(
             "create or replace temp table _affected as select distinct connection_id, run_id "

@@ -130,7 +130,7 @@ def export_parquet(
         final = reports_dir / f"{model}.parquet"
         write = functools.partial(_copy_to_parquet, con, model)
         # A table no build recorded (an older warehouse) may hold anything: always written.
-        unknown = versions[model] == ABSENT
-        write_if_changed(con, final, versions[model], write, force=force or unknown)
+        held = versions[model]
+        write_if_changed(con, final, held, write, force=force or held == ABSENT)
         written[model] = final
     return written

@@ -96,7 +96,8 @@ class _Pair:
             elif op == "catalog":  # the catalogue decides fixability when the API is silent
                 w.con.execute("delete from error_catalog")
                 w.con.execute(
-                    "insert into error_catalog values ('exporter', 'FailedToExport', 'd', 'c', ?, '')",
+                    "insert into error_catalog values "
+                    "('exporter', 'FailedToExport', 'd', 'c', ?, '')",
                     [arg],
                 )
 
