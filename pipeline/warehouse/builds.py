@@ -30,6 +30,7 @@ RUN_SOURCES: frozenset[str] = frozenset(CORE_TABLES) | {"raw_runs"}
 Action = Literal["skip", "full", "partial"]
 ABSENT = "absent"  # the version of a table no build recorded
 
+STATE_TABLES = ("build_state", "model_changes", "model_change_counter", "report_state")
 STATE_DDL = (
     "create table if not exists build_state (model varchar, inputs_key varchar, "
     "change_seq bigint, row_count bigint)",
