@@ -131,10 +131,20 @@ class BuildPlan:
             # A view reads live data: only its definition can go stale.
             return "skip" if state.inputs_key == self._view_key(model) else "full"
         if model.incremental:
-            if state.inputs_key != self.inputs_key(model, static=True):
+            if self._reads_a_table(model) or state.inputs_key != self.inputs_key(
+                model, static=True
+            ):
                 return "full"
             return "skip" if state.change_seq >= self.seq else "partial"
         return "skip" if state.inputs_key == self.inputs_key(model, static=False) else "full"
+
+    def _reads_a_table(self, model: Model) -> bool:
+        # A partial refresh scopes the run tables under the views it reads; a table
+        # model in between holds the whole history, so the model is rebuilt instead.
+        return any(
+            self.models[d].materialization == "table" or self._reads_a_table(self.models[d])
+            for d in model.deps
+        )
 
     def _view_key(self, model: Model) -> str:
         return _digest(model.sql, self.macros, model.materialization)
@@ -159,56 +169,6 @@ class BuildPlan:
         ]
         if applied:
             self.con.execute("delete from model_changes where seq <= ?", [min(applied)])
-
-
-def refresh_partitions(
-    con: duckdb.DuckDBPyConnection, model: Model, since_seq: int, create_body: str
-) -> None:
-    """Recompute `model`'s rows for the days (or runs) changed after `since_seq`.
-
-    Each input is copied restricted to those days (runs) into a temp table that shadows
-    its name while the model's own select runs, so the model's SQL is used unchanged.
-    """
-    if model.incremental == "day":
-        con.execute(
-            "create or replace temp table _affected as select distinct day from model_changes "
-            "where seq > ? and has_day",
-            [since_seq],
-        )
-        match = "semi join _affected a on a.day is not distinct from s.run_day"
-        delete = (
-            "delete from {t} where exists (select 1 from _affected a "
-            "where a.day is not distinct from {t}.day)"
-        )
-    else:
-        con.execute(
-            "create or replace temp table _affected as select distinct connection_id, run_id "
-            "from model_changes where seq > ?",
-            [since_seq],
-        )
-        match = "semi join _affected a on a.connection_id = s.connection_id and a.run_id = s.run_id"
-        delete = (
-            "delete from {t} where exists (select 1 from _affected a "
-            "where a.connection_id = {t}.connection_id and a.run_id = {t}.run_id)"
-        )
-    inputs = _inputs_of(model)
-    for name in inputs:
-        con.execute(
-            f"create or replace temp table _scoped_{name} as select s.* from {name} s {match}"
-        )
-    try:
-        for name in inputs:
-            con.execute(f"create or replace temp view {name} as select * from _scoped_{name}")
-        con.execute(delete.format(t=model.name))
-        con.execute(f"insert into {model.name} by name {create_body}")
-    finally:
-        for name in inputs:
-            con.execute(f"drop view if exists temp.main.{name}")
-            con.execute(f"drop table if exists temp.main._scoped_{name}")
-
-
-def _inputs_of(model: Model) -> Iterable[str]:
-    return [*model.deps, *model.sources]
 
 
 def written_version(con: duckdb.DuckDBPyConnection, path: str) -> str | None:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 import duckdb
 import sqlglot
@@ -29,7 +29,8 @@ from sqlglot.optimizer.scope import traverse_scope
 
 from pipeline.errors import ITwinRunsError
 from pipeline.transform.schema import CORE_TABLES
-from pipeline.warehouse.builds import BuildPlan, refresh_partitions
+from pipeline.warehouse.builds import RUN_SOURCES, BuildPlan
+from pipeline.warehouse.refresh import refresh_partitions
 
 ModelKind = Literal["staging", "intermediate", "marts"]
 LAYERS: tuple[ModelKind, ...] = ("staging", "intermediate", "marts")
@@ -57,7 +58,7 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DEPENDS_ON = re.compile(r"^--\s*depends_on\s*:(.*)$", re.IGNORECASE)
 _MATERIALIZED = re.compile(r"^--\s*materialized\s*:\s*(\S*)", re.IGNORECASE)
 _INCREMENTAL = re.compile(r"^--\s*incremental\s*:\s*(\S*)", re.IGNORECASE)
-Incremental = Literal["day", "run"]
+Incremental = Literal["day", "day_connection", "run"]
 
 
 class ModelError(ITwinRunsError, ValueError):
@@ -77,9 +78,9 @@ class Model:
     sql: str
     declared_materialization: Literal["view", "table"] | None = None
     incremental: Incremental | None = None
-    """`day`: its rows have a `day` computed from inputs' `run_day` of that day only;
-    `run`: rows keyed by (connection_id, run_id) computed from that run's inputs only.
-    Such a table is refreshed for the changed days (runs) instead of rebuilt."""
+    """How its rows partition, each computed from that partition's runs alone: `day` (a
+    UTC run day), `day_connection` (a day and a connection_id) or `run` (connection_id,
+    run_id). Such a table is refreshed for the changed partitions instead of rebuilt."""
 
     @property
     def is_report(self) -> bool:
@@ -207,11 +208,10 @@ def parse_incremental(sql: str) -> Incremental | None:
         match = _INCREMENTAL.match(line)
         if match:
             value = match.group(1).strip().lower()
-            if value == "day":
-                return "day"
-            if value == "run":
-                return "run"
-            raise ModelError(f"incremental: expected day or run, got {value!r}")
+            for known in get_args(Incremental):
+                if value == known:
+                    return cast(Incremental, known)
+            raise ModelError(f"incremental: expected day, day_connection or run, got {value!r}")
     return None
 
 
@@ -340,8 +340,9 @@ def build_models(
     try:
         create_macros(con, sql_dir)
         plan = BuildPlan(con, models, macros_text(sql_dir), full)
+        by_name = {m.name: m for m in models}
         for model in selected:
-            counts[model.name] = _build_one(con, plan, model)
+            counts[model.name] = _build_one(con, plan, model, _run_sources(model, by_name))
         plan.prune_changes()
         con.commit()
     except BaseException:
@@ -357,7 +358,20 @@ def model_versions(con: duckdb.DuckDBPyConnection, sql_dir: Path | None = None) 
     return {m.name: plan.version(m.name) for m in models}
 
 
-def _build_one(con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model) -> int:
+def _run_sources(model: Model, by_name: dict[str, Model]) -> tuple[str, ...]:
+    """The run-keyed tables `model` reads, directly or through the views it reads."""
+    found = {s for s in model.sources if s in RUN_SOURCES}
+    for dep in model.deps:
+        upstream = by_name[dep]
+        if upstream.materialization == "table":
+            continue  # a table holds what it was built from; it is not read through
+        found.update(_run_sources(upstream, by_name))
+    return tuple(sorted(found))
+
+
+def _build_one(
+    con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model, run_sources: tuple[str, ...]
+) -> int:
     existing = _existing_kind(con, model.name)
     action = plan.action(model, exists=existing == model.materialization)
     if action == "skip":
@@ -365,7 +379,7 @@ def _build_one(con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model) ->
     try:
         if action == "partial":
             since = plan.state[model.name].change_seq
-            refresh_partitions(con, model, since, f"select * from ({_body(model)})")
+            refresh_partitions(con, model, since, _body(model), run_sources)
         else:
             if existing is not None and existing != model.materialization:
                 # `create or replace view` cannot replace a table (nor the reverse).

@@ -2,7 +2,7 @@
 -- failed tasks (day, connection_id, error_code, phase, system, error_message)
 -- depends_on: stg_tasks
 -- materialized: table (the report's top causes and typical messages read it, not the tasks)
--- incremental: day
+-- incremental: day_connection
 with failed_tasks as (
     select * from stg_tasks
     where is_failed
