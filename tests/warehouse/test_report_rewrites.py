@@ -13,7 +13,7 @@ from pipeline.transform.flatten import FetchedRun, flatten_runs
 from pipeline.warehouse import export
 from pipeline.warehouse.export import export_parquet
 from pipeline.warehouse.models import build_models
-from pipeline.warehouse.store import Warehouse
+from pipeline.warehouse.store import Warehouse, open_warehouse
 from tests.transform.builders import error, job, run, task
 
 T = datetime(2024, 3, 1, 12, tzinfo=UTC)
@@ -83,3 +83,37 @@ def test_a_write_interrupted_before_it_is_recorded_is_redone(
     assert pq.read_table(tmp_path / "failure_daily.parquet").column("failed_runs").to_pylist() == [
         0
     ]
+
+
+def test_the_full_run_config_rebuilds_every_model_and_report(tmp_path: Path) -> None:
+    from pipeline.definitions import WAREHOUSE_FILE, build_definitions
+    from pipeline.defs.jobs import full_build_run_config
+    from pipeline.sources.files import load_files
+    from tests.support import write_pages
+    from tests.transform.builders import random_runs
+
+    write_pages(tmp_path / "pages", random_runs(20, seed=5, connection_id="c1"))
+    path = tmp_path / WAREHOUSE_FILE
+    with open_warehouse(path) as warehouse:
+        load_files([tmp_path / "pages"], warehouse)
+    job = build_definitions(data_dir=tmp_path).resolve_job_def("report_job")
+    assert job.execute_in_process().success
+    with open_warehouse(path) as warehouse:  # an edit no build can see
+        warehouse.con.execute("update failure_daily set failed_runs = 99")
+    page = tmp_path / "reports" / "report.html"
+    written = page.stat().st_mtime_ns
+
+    assert job.execute_in_process().success
+    assert page.stat().st_mtime_ns == written  # nothing changed: nothing rewritten
+    assert _failed_runs(path) == {99}
+
+    assert job.execute_in_process(run_config=full_build_run_config()).success
+    assert _failed_runs(path) != {99}
+    assert page.stat().st_mtime_ns != written
+    parquet = pq.read_table(tmp_path / "reports" / "failure_daily.parquet")
+    assert 99 not in parquet.column("failed_runs").to_pylist()
+
+
+def _failed_runs(path: Path) -> set[int]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {int(r[0]) for r in con.execute("select failed_runs from failure_daily").fetchall()}
