@@ -9,27 +9,31 @@ sqlglot). Staging and intermediate models become views unless the header says
 `-- materialized: table`; marts become tables. One `build_models` call is one
 transaction: a failing model leaves every model as it was, so readers never see a
 half-rebuilt set. SQL macros in `sql/macros/` (e.g. the Wilson interval) are created
-first in the same transaction, so every model uses one definition.
+first in the same transaction, so every model uses one definition. A build redoes only
+what changed since the last one (builds.py says how; refresh.py refreshes the tables
+declaring `-- incremental:` for the changed days or runs).
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Literal
 
 import duckdb
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-from sqlglot.optimizer.scope import traverse_scope
 
-from pipeline.errors import ITwinRunsError
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.builds import RUN_SOURCES, BuildPlan
+from pipeline.warehouse.model_headers import (
+    Incremental,
+    ModelError,
+    dependency_mismatch,
+    parse_depends_on,
+    parse_incremental,
+    parse_materialized,
+)
 from pipeline.warehouse.refresh import refresh_partitions
 
 ModelKind = Literal["staging", "intermediate", "marts"]
@@ -55,14 +59,6 @@ SOURCE_TABLES: frozenset[str] = frozenset(CORE_TABLES) | {
 MACROS_DIR = "macros"
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_DEPENDS_ON = re.compile(r"^--\s*depends_on\s*:(.*)$", re.IGNORECASE)
-_MATERIALIZED = re.compile(r"^--\s*materialized\s*:\s*(\S*)", re.IGNORECASE)
-_INCREMENTAL = re.compile(r"^--\s*incremental\s*:\s*(\S*)", re.IGNORECASE)
-Incremental = Literal["day", "day_connection", "run"]
-
-
-class ModelError(ITwinRunsError, ValueError):
-    """A model file is malformed, its SQL fails, or the declared dependencies are wrong."""
 
 
 @dataclass(frozen=True)
@@ -98,75 +94,6 @@ class Model:
         return self.declared_materialization or "view"
 
 
-def _header_lines(sql: str) -> Iterator[str]:
-    """The file's leading comment lines: only they declare, so a body comment cannot."""
-    for line in sql.splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("--"):
-            return
-        yield stripped
-
-
-def parse_depends_on(sql: str) -> tuple[str, ...]:
-    """Names from `-- depends_on:` lines in the file's leading comment block."""
-    names: list[str] = []
-    for line in _header_lines(sql):
-        match = _DEPENDS_ON.match(line)
-        if match:
-            names.extend(n.strip() for n in match.group(1).split(",") if n.strip())
-    return tuple(dict.fromkeys(names))
-
-
-def parse_materialized(sql: str) -> Literal["view", "table"] | None:
-    """`-- materialized: table` (or `view`) from the header; None when not declared."""
-    for line in _header_lines(sql):
-        match = _MATERIALIZED.match(line)
-        if match:
-            value = match.group(1).strip().lower()
-            if value not in ("view", "table"):
-                raise ModelError(f"materialized: expected view or table, got {value!r}")
-            return "table" if value == "table" else "view"
-    return None
-
-
-@functools.lru_cache(maxsize=256)  # every model asset lists every model; parse each text once
-def tables_read(sql: str) -> frozenset[str]:
-    """The tables and views a model's SQL reads, CTE names excluded (parsed as DuckDB SQL).
-
-    Scopes resolve names as DuckDB does, so `with tasks as (select * from tasks)` reads
-    the table `tasks`; table functions such as read_parquet(...) name no table.
-    """
-    read: set[str] = set()
-    for scope in traverse_scope(sqlglot.parse_one(sql, read="duckdb")):
-        for source in scope.sources.values():
-            if (
-                isinstance(source, exp.Table)
-                and isinstance(source.this, exp.Identifier)
-                and source.name not in scope.cte_sources
-            ):
-                read.add(source.name.lower())  # DuckDB matches names case-insensitively
-    return frozenset(read)
-
-
-def dependency_mismatch(model_file: str, sql: str, declared: Iterable[str]) -> str | None:
-    """What differs between `-- depends_on:` and the tables the SQL reads; None when equal."""
-    try:
-        read = tables_read(sql)
-    except SqlglotError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"{model_file}: cannot parse its SQL to check depends_on: {first}"
-    undeclared = sorted(read - set(declared))
-    unread = sorted(set(declared) - read)
-    problems = []
-    if undeclared:
-        problems.append(f"reads {', '.join(undeclared)} without declaring it in depends_on")
-    if unread:
-        problems.append(f"declares {', '.join(unread)} in depends_on but does not read it")
-    return f"{model_file}: {'; '.join(problems)}" if problems else None
-
-
 def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
     name = path.stem
     shown = f"sql/{kind}/{path.name}"
@@ -200,19 +127,6 @@ def _incremental_of(shown: str, sql: str) -> Incremental | None:
         return parse_incremental(sql)
     except ModelError as exc:
         raise ModelError(f"{shown}: {exc}") from exc
-
-
-def parse_incremental(sql: str) -> Incremental | None:
-    """`-- incremental: day` (or `run`) from the header; None when not declared."""
-    for line in _header_lines(sql):
-        match = _INCREMENTAL.match(line)
-        if match:
-            value = match.group(1).strip().lower()
-            for known in get_args(Incremental):
-                if value == known:
-                    return cast(Incremental, known)
-            raise ModelError(f"incremental: expected day, day_connection or run, got {value!r}")
-    return None
 
 
 def _materialized_of(shown: str, sql: str) -> Literal["view", "table"] | None:

@@ -11,18 +11,14 @@ import pytest
 from pipeline.warehouse.builds import STATE_TABLES
 from pipeline.warehouse.ddl import create_core_tables
 from pipeline.warehouse.export import export_parquet
-from pipeline.warehouse.models import (
-    LAYERS,
-    SQL_DIR,
+from pipeline.warehouse.model_headers import (
     ModelError,
-    build_models,
     dependency_mismatch,
-    list_models,
     parse_depends_on,
     parse_materialized,
-    report_models,
     tables_read,
 )
+from pipeline.warehouse.models import LAYERS, SQL_DIR, build_models, list_models, report_models
 from tests.models.builders import Warehouse
 
 MODEL_FILES = sorted(p for layer in LAYERS for p in (SQL_DIR / layer).glob("*.sql"))
