@@ -23,10 +23,6 @@ RUN_KEY = ("connection_id", "run_id")
 RUN_CHILDREN = ("jobs", "tasks", "task_errors")
 RUN_DAY = "cast(timezone('UTC', r.start_time) as date)"  # as stg_runs computes run_day
 
-# Touched runs up to which a constant IN list selects them (DuckDB's default
-# index_scan_max_count, the size of list it treats as a lookup).
-IN_LIST_MAX = 2_048
-
 # The columns naming a partition, in the changes and in the model's rows.
 PARTITION_COLUMNS = {"day": ("day",), "day_connection": ("day", "connection_id"), "run": RUN_KEY}
 
@@ -61,26 +57,14 @@ def _touched_runs(con: duckdb.DuckDBPyConnection, columns: tuple[str, ...]) -> N
     )
 
 
-def _run_id_filter(con: duckdb.DuckDBPyConnection) -> str:
-    """A constant `run_id IN (...)` when the touched runs are few, else nothing.
-
-    DuckDB checks a constant list inside the table scan, before reading the other
-    columns (a payload, say), where a join reads every row of them first.
-    """
-    run_ids = [
-        str(r[0]) for r in con.execute("select distinct run_id from _affected_runs").fetchall()
-    ]
-    if not run_ids or len(run_ids) > IN_LIST_MAX:
-        return ""
-    listed = ", ".join("'" + run_id.replace("'", "''") + "'" for run_id in run_ids)
-    return f" where s.run_id in ({listed})"
-
-
-def _scope(
-    con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...], run_ids: str
-) -> None:
+def _scope(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...]) -> None:
     keys = " and ".join(f"s.{k} = a.{k}" for k in RUN_KEY)
-    select = f"select s.* from {table} s semi join _affected_runs a on {keys}{run_ids}"
+    # Narrowing on run_id alone first reads one column of the whole table instead of two;
+    # the join on both key columns then keeps exactly the touched runs' rows.
+    select = (
+        f"select s.* from {table} s semi join _affected_runs a on {keys} "
+        "where s.run_id in (select run_id from _affected_runs)"
+    )
     if table in RUN_CHILDREN and "day" in columns:
         # Rows whose run is missing belong to their connection's NULL day.
         on = "a.day is null" + (
@@ -110,9 +94,8 @@ def refresh_partitions(
     columns = PARTITION_COLUMNS[model.incremental]
     _touched_partitions(con, columns, since_seq)
     _touched_runs(con, columns)
-    run_ids = _run_id_filter(con)
     for table in run_sources:
-        _scope(con, table, columns, run_ids)
+        _scope(con, table, columns)
     try:
         for table in run_sources:
             con.execute(f"create or replace temp view {table} as select * from _scoped_{table}")
