@@ -78,11 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--seed", type=int, default=7, help="seed of the simulated runs and faults (default 7)"
     )
-    _command(
+    report = _command(
         sub,
         "report",
         "rebuild models and reports from the warehouse, no API calls",
-        "  ITWIN_RUNS_DATA_DIR=data itwin-runs report",
+        "  ITWIN_RUNS_DATA_DIR=data itwin-runs report\n"
+        "  itwin-runs report --full   # e.g. after editing a model by hand",
+        "Only the models whose inputs or SQL changed since the last build are rebuilt,\n"
+        "and only the reports whose models changed are rewritten.",
+    )
+    report.add_argument(
+        "--full",
+        action="store_true",
+        help="rebuild every model and rewrite every report, whatever was built before",
     )
     _command(
         sub,

@@ -196,14 +196,21 @@ def _existing_warehouse(settings: Settings) -> Path:
     return path
 
 
-def cmd_report(settings: Settings, config_file: Path | None) -> int:
+def cmd_report(settings: Settings, config_file: Path | None, *, full: bool = False) -> int:
+    from pipeline.defs.jobs import full_build_run_config
+
     started = time.monotonic()
     _existing_warehouse(settings)
-    return _report(settings, config_file, started)
+    return _report(settings, config_file, started, full_build_run_config() if full else None)
 
 
-def _report(settings: Settings, config_file: Path | None, started: float) -> int:
-    outcome = _execute("report_job", settings, config_file)
+def _report(
+    settings: Settings,
+    config_file: Path | None,
+    started: float,
+    run_config: dict[str, Any] | None = None,
+) -> int:
+    outcome = _execute("report_job", settings, config_file, run_config)
     if not outcome.success:
         return EXIT_FAILED
     return _summary(settings, started=started, collected=False, failed_checks=outcome.failed_checks)
@@ -268,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return cmd_demo(settings.data_dir)
         if args.command == "report":
-            return cmd_report(settings, args.config)
+            return cmd_report(settings, args.config, full=args.full)
         if args.command == "rebuild":
             return cmd_rebuild(settings, args.config)
         if args.command == "load":

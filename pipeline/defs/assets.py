@@ -5,6 +5,7 @@ Each body is a few lines calling the pure modules; what they return is metadata.
 
 import asyncio
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,22 @@ import dagster as dg
 from pipeline.collection import CollectionResult, FanOutProgress, Progress, collect
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 from pipeline.progress import LineProgress
-from pipeline.report.html import write_html_report
+from pipeline.report.html import render_html
 from pipeline.transform.schema import CORE_TABLES
-from pipeline.warehouse.export import export_parquet
-from pipeline.warehouse.models import build_models, list_models, report_models
+from pipeline.warehouse.builds import ABSENT, versions_digest
+from pipeline.warehouse.export import export_parquet, write_if_changed
+from pipeline.warehouse.models import build_models, list_models, model_versions, report_models
 
 CORE_GROUP = "warehouse"
 MODEL_GROUP = "models"
 REPORT_GROUP = "reports"
 COLLECTION_TABLES = ("raw_runs", *CORE_TABLES, "quarantine", "collection_log", "connections")
+
+
+class BuildConfig(dg.Config):
+    """`full`: rebuild the model (write the report) whatever was built before."""
+
+    full: bool = False
 
 
 class CollectConfig(dg.Config):
@@ -136,9 +144,10 @@ def model_asset(name: str, deps: list[str], kind: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         description=f"SQL model sql/{kind}/{name}.sql",
     )
-    def _model(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
+    def _model(config: BuildConfig, warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
         with warehouse.get_connection() as con:
-            metadata: dict[str, Any] = {"row_count": build_models(con, [name])[name]}
+            rows = build_models(con, [name], full=config.full)[name]
+            metadata: dict[str, Any] = {"row_count": rows}
             if name == "failure_rate_by_error_code":
                 metadata["top_error_codes"] = dg.MetadataValue.md(top_error_codes_markdown(con))
         return dg.MaterializeResult(metadata=metadata)
@@ -151,18 +160,35 @@ def model_assets() -> list[dg.AssetsDefinition]:
 
 
 @dg.asset(deps=list(report_models()), group_name=REPORT_GROUP, kinds={"parquet"})
-def parquet_reports(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
-    """Every report model as reports/<model>.parquet, each written atomically."""
+def parquet_reports(
+    config: BuildConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult[None]:
+    """Every report model as reports/<model>.parquet, each rewritten (atomically) only
+    when its model changed."""
     with warehouse.get_connection() as con:
-        paths = export_parquet(con, reports_dir(warehouse))
+        paths = export_parquet(con, reports_dir(warehouse), force=config.full)
     return dg.MaterializeResult(
         metadata={name: dg.MetadataValue.path(str(p)) for name, p in paths.items()}
     )
 
 
 @dg.asset(deps=list(report_models()), group_name=REPORT_GROUP, kinds={"html"})
-def html_report(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
-    """A self-contained page with the headline tables and charts."""
+def html_report(config: BuildConfig, warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
+    """A self-contained page with the headline tables and charts, rewritten when a model
+    changed."""
+    path = reports_dir(warehouse) / "report.html"
     with warehouse.get_connection() as con:
-        path = write_html_report(con, reports_dir(warehouse) / "report.html")
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+        # The page reads tables only (marts and the day-grain causes): their versions say
+        # whether it would change.
+        tables = [m.name for m in list_models() if m.materialization == "table"]
+        versions = model_versions(con)
+        held = [f"{name}={versions[name]}" for name in tables]
+        force = config.full or any(versions[name] == ABSENT for name in tables)
+
+        def write(temp: Path) -> None:
+            temp.write_bytes(render_html(con, generated_at=datetime.now(UTC)).encode("utf-8"))
+
+        written = write_if_changed(con, path, versions_digest(held), write, force=force)
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path)), "rewritten": written}
+    )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
+
+from pipeline.warehouse.models import list_models
 
 DEFAULT_CRON = "0 * * * *"  # hourly
 
@@ -31,3 +35,13 @@ report_job = dg.define_asset_job(
     | dg.AssetSelection.assets("error_catalog"),
     description="Rebuild the SQL models and reports from what the warehouse holds.",
 )
+
+
+REPORT_ASSETS = ("parquet_reports", "html_report")
+
+
+def full_build_run_config() -> dict[str, Any]:
+    """Run config for report_job or collect_job that rebuilds every model and rewrites every
+    report, whatever was built before (in the launchpad: `full: true` on those ops)."""
+    names = [*(m.name for m in list_models()), *REPORT_ASSETS]
+    return {"ops": {name: {"config": {"full": True}} for name in names}}

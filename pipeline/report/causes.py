@@ -69,9 +69,9 @@ def _typical_messages(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
             con,
             """
             with messages as (
-                select error_code, error_message, count(*) as n
-                from stg_tasks
-                where is_failed and error_message is not null
+                select error_code, error_message, sum(failed_tasks) as n
+                from int_daily_failure_cause
+                where error_message is not null
                 group by error_code, error_message
             )
             select error_code, error_message from messages

@@ -38,17 +38,18 @@ def top_failure_causes(con: duckdb.DuckDBPyConnection, n: int = 5) -> list[Failu
     """The n most frequent (error code, phase, system) among failed tasks, with their share."""
     rows = con.execute(
         """
-        with failed as (
-            select error_code, phase, system from stg_tasks where is_failed
+        with causes as (
+            select error_code, phase, system, sum(failed_tasks) as failed_tasks
+            from int_daily_failure_cause
+            group by error_code, phase, system
         )
         select
             error_code,
             phase,
             system,
-            count(*) as failed_tasks,
-            count(*) / sum(count(*)) over () as share
-        from failed
-        group by error_code, phase, system
+            cast(failed_tasks as bigint) as failed_tasks,
+            cast(failed_tasks as double) / sum(failed_tasks) over () as share
+        from causes
         order by failed_tasks desc, error_code, phase, system
         limit ?
         """,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.warehouse.models import list_models, report_models
+from pipeline.warehouse.builds import ABSENT, record_written, written_version
+from pipeline.warehouse.models import list_models, model_versions, report_models
 
 TEMP_SUFFIX = ".tmp"
 
@@ -81,15 +82,40 @@ def _copy_to_parquet(con: duckdb.DuckDBPyConnection, model: str, target: Path) -
     con.execute(f"copy (select * from {model}) to {_sql_string(str(target))} (format parquet)")
 
 
+def write_if_changed(
+    con: duckdb.DuckDBPyConnection,
+    final: Path,
+    version: str,
+    write: Callable[[Path], None],
+    *,
+    force: bool = False,
+) -> bool:
+    """Write `final` atomically unless it exists and was written from `version`.
+
+    Returns whether it was written. The version is recorded in the warehouse after the
+    file is in place, so an interrupted write is redone by the next call.
+    """
+    key = str(final.resolve())
+    if not force and final.exists() and written_version(con, key) == version:
+        return False
+    atomic_write(final, write)
+    record_written(con, key, version)
+    return True
+
+
 def export_parquet(
     con: duckdb.DuckDBPyConnection,
     reports_dir: Path,
     models: Iterable[str] | None = None,
     *,
     sql_dir: Path | None = None,
+    force: bool = False,
 ) -> dict[str, Path]:
     """Write each model's table (default: every model in sql/marts/) to
-    `reports_dir/<model>.parquet`; return model -> path."""
+    `reports_dir/<model>.parquet`; return model -> path.
+
+    A file already written from the version its model holds now is left as it is
+    (`force` rewrites every one)."""
     wanted = list(report_models(sql_dir) if models is None else models)
     known = {m.name for m in list_models(sql_dir)}
     unknown = [m for m in wanted if m not in known]
@@ -98,8 +124,13 @@ def export_parquet(
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(reports_dir, [f"{m}.parquet" for m in wanted])
+    versions = model_versions(con, sql_dir)
     written: dict[str, Path] = {}
     for model in wanted:
         final = reports_dir / f"{model}.parquet"
-        written[model] = atomic_write(final, functools.partial(_copy_to_parquet, con, model))
+        write = functools.partial(_copy_to_parquet, con, model)
+        # A table no build recorded (an older warehouse) may hold anything: always written.
+        held = versions[model]
+        write_if_changed(con, final, held, write, force=force or held == ABSENT)
+        written[model] = final
     return written

@@ -121,3 +121,46 @@ FROM raw_latest l
 JOIN raw_runs r USING (connection_id, run_id, payload_hash)
 ORDER BY l.connection_id, l.run_id
 """
+
+
+# What the next model build must redo (see warehouse/builds.py): the day a changed run
+# leaves (read before its rows are replaced) and the day a new or changed run enters
+# (from the batch's runs); a stale run only adds a version to its history, on no day.
+def record_changes(seq: int) -> str:
+    return f"""
+INSERT INTO model_changes (seq, connection_id, run_id, day, has_day)
+SELECT DISTINCT {int(seq)}, connection_id, run_id, day, has_day FROM (
+    SELECT c.connection_id, c.run_id, {UTC_DAY.format(t="r")} AS day, true AS has_day
+    FROM _classified c JOIN runs r USING (connection_id, run_id)
+    WHERE c.outcome = 'changed'
+    UNION ALL
+    SELECT t.connection_id, t.run_id, {UTC_DAY.format(t="t")}, true
+    FROM {BATCH_TABLE} t SEMI JOIN _classified c ON {SAME_RUN} AND c.outcome IN ('new', 'changed')
+    UNION ALL
+    SELECT connection_id, run_id, NULL, false FROM _classified WHERE outcome = 'stale'
+)
+"""
+
+
+# The day stg_runs gives a run (UTC, whatever the session time zone).
+UTC_DAY = "cast(timezone('UTC', {t}.start_time) AS date)"
+
+CREATE_DELETED = f"""
+CREATE OR REPLACE TEMP TABLE _deleted AS
+SELECT DISTINCT t.connection_id, t.run_id FROM {BATCH_TABLE} t
+SEMI JOIN raw_latest l ON l.connection_id = t.connection_id AND l.run_id = t.run_id
+"""
+
+
+def record_deletions(seq: int) -> str:
+    return f"""
+INSERT INTO model_changes (seq, connection_id, run_id, day, has_day)
+SELECT {int(seq)}, d.connection_id, d.run_id, {UTC_DAY.format(t="r")}, r.run_id IS NOT NULL
+FROM _deleted d LEFT JOIN runs r USING (connection_id, run_id)
+"""
+
+
+def delete_listed(table: str) -> str:
+    return f"DELETE FROM {table} t USING _deleted c WHERE " + " AND ".join(
+        f"t.{k} = c.{k}" for k in RUN_KEY
+    )

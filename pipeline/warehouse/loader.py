@@ -13,6 +13,7 @@ import pyarrow as pa
 from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse import load_sql as sql
+from pipeline.warehouse.builds import forget_builds, next_change_seq
 from pipeline.warehouse.statements import (
     changed_settings,
     execute,
@@ -115,6 +116,8 @@ class RunLoader:
         # Statements with nothing to do still scan whole tables; skip them, so a
         # batch costs what it changes, not what the history holds.
         kinds = {kind for _, kind, n in outcome if n}
+        if kinds & {"new", "changed", "stale"}:
+            self._record_changes(batch.tables["runs"])
         if kinds & {"new", "changed"}:
             self._replace_subtrees(batch.tables, kinds)
         self._record_versions(kinds, batch.raw)
@@ -135,6 +138,27 @@ class RunLoader:
         self._run("classify", sql.CLASSIFY.format(stored=stored), latest)
         rows = self.con.execute(sql.COUNT_OUTCOMES).fetchall()
         return [(str(c), str(o), int(n)) for c, o, n in rows]
+
+    def _record_changes(self, runs: pa.Table) -> None:
+        # Before the old rows go: a changed run's old start day is read from `runs`.
+        seq = next_change_seq(self.con)
+        self._run("record changes", sql.record_changes(seq), runs)
+
+    def delete_runs(self, keys: list[tuple[str, str]]) -> int:
+        """Delete runs wholly (their tasks, errors, jobs and raw versions), as if never
+        fetched; the days they leave are recorded for the next build. Returns how many."""
+        if not keys:
+            return 0
+        keys_table = pa.table(
+            {"connection_id": [k[0] for k in keys], "run_id": [k[1] for k in keys]}
+        )
+        with transaction(self.con):
+            self._run("keys to delete", sql.CREATE_DELETED, keys_table)
+            seq = next_change_seq(self.con)
+            self._run("record deletions", sql.record_deletions(seq))
+            for name in (*sql.DELETE_ORDER, "raw_runs", "raw_latest"):
+                self._run(f"DELETE {name}", sql.delete_listed(name))
+            return int(first_value(self.con, "SELECT count(*) FROM _deleted") or 0)
 
     def _replace_subtrees(self, tables: dict[str, pa.Table], kinds: set[str]) -> None:
         for name in sql.DELETE_ORDER if "changed" in kinds else ():
@@ -173,6 +197,7 @@ class RunLoader:
             result = reader.sql(sql.LATEST_PAYLOADS).to_arrow_reader(batch_runs)
             stats = LoadStats()
             with transaction(self.con):
+                forget_builds(self.con)  # every table is rewritten: the next build is full
                 for name in sql.DELETE_ORDER:
                     self._run(f"CLEAR {name}", f"DELETE FROM {name}")
                 for record_batch in result:

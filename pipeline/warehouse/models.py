@@ -9,26 +9,32 @@ sqlglot). Staging and intermediate models become views unless the header says
 `-- materialized: table`; marts become tables. One `build_models` call is one
 transaction: a failing model leaves every model as it was, so readers never see a
 half-rebuilt set. SQL macros in `sql/macros/` (e.g. the Wilson interval) are created
-first in the same transaction, so every model uses one definition.
+first in the same transaction, so every model uses one definition. A build redoes only
+what changed since the last one (builds.py says how; refresh.py refreshes the tables
+declaring `-- incremental:` for the changed days or runs).
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import duckdb
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-from sqlglot.optimizer.scope import traverse_scope
 
-from pipeline.errors import ITwinRunsError
 from pipeline.transform.schema import CORE_TABLES
+from pipeline.warehouse.builds import RUN_SOURCES, BuildPlan
+from pipeline.warehouse.model_headers import (
+    Incremental,
+    ModelError,
+    dependency_mismatch,
+    parse_depends_on,
+    parse_incremental,
+    parse_materialized,
+)
+from pipeline.warehouse.refresh import refresh_partitions
 
 ModelKind = Literal["staging", "intermediate", "marts"]
 LAYERS: tuple[ModelKind, ...] = ("staging", "intermediate", "marts")
@@ -53,12 +59,6 @@ SOURCE_TABLES: frozenset[str] = frozenset(CORE_TABLES) | {
 MACROS_DIR = "macros"
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_DEPENDS_ON = re.compile(r"^--\s*depends_on\s*:(.*)$", re.IGNORECASE)
-_MATERIALIZED = re.compile(r"^--\s*materialized\s*:\s*(\S*)", re.IGNORECASE)
-
-
-class ModelError(ITwinRunsError, ValueError):
-    """A model file is malformed, its SQL fails, or the declared dependencies are wrong."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,10 @@ class Model:
     """The folder it lives in; `marts` are the report models."""
     sql: str
     declared_materialization: Literal["view", "table"] | None = None
+    incremental: Incremental | None = None
+    """How its rows partition, each computed from that partition's runs alone: `day` (a
+    UTC run day), `day_connection` (a day and a connection_id) or `run` (connection_id,
+    run_id). Such a table is refreshed for the changed partitions instead of rebuilt."""
 
     @property
     def is_report(self) -> bool:
@@ -90,75 +94,6 @@ class Model:
         return self.declared_materialization or "view"
 
 
-def _header_lines(sql: str) -> Iterator[str]:
-    """The file's leading comment lines: only they declare, so a body comment cannot."""
-    for line in sql.splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("--"):
-            return
-        yield stripped
-
-
-def parse_depends_on(sql: str) -> tuple[str, ...]:
-    """Names from `-- depends_on:` lines in the file's leading comment block."""
-    names: list[str] = []
-    for line in _header_lines(sql):
-        match = _DEPENDS_ON.match(line)
-        if match:
-            names.extend(n.strip() for n in match.group(1).split(",") if n.strip())
-    return tuple(dict.fromkeys(names))
-
-
-def parse_materialized(sql: str) -> Literal["view", "table"] | None:
-    """`-- materialized: table` (or `view`) from the header; None when not declared."""
-    for line in _header_lines(sql):
-        match = _MATERIALIZED.match(line)
-        if match:
-            value = match.group(1).strip().lower()
-            if value not in ("view", "table"):
-                raise ModelError(f"materialized: expected view or table, got {value!r}")
-            return "table" if value == "table" else "view"
-    return None
-
-
-@functools.lru_cache(maxsize=256)  # every model asset lists every model; parse each text once
-def tables_read(sql: str) -> frozenset[str]:
-    """The tables and views a model's SQL reads, CTE names excluded (parsed as DuckDB SQL).
-
-    Scopes resolve names as DuckDB does, so `with tasks as (select * from tasks)` reads
-    the table `tasks`; table functions such as read_parquet(...) name no table.
-    """
-    read: set[str] = set()
-    for scope in traverse_scope(sqlglot.parse_one(sql, read="duckdb")):
-        for source in scope.sources.values():
-            if (
-                isinstance(source, exp.Table)
-                and isinstance(source.this, exp.Identifier)
-                and source.name not in scope.cte_sources
-            ):
-                read.add(source.name.lower())  # DuckDB matches names case-insensitively
-    return frozenset(read)
-
-
-def dependency_mismatch(model_file: str, sql: str, declared: Iterable[str]) -> str | None:
-    """What differs between `-- depends_on:` and the tables the SQL reads; None when equal."""
-    try:
-        read = tables_read(sql)
-    except SqlglotError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"{model_file}: cannot parse its SQL to check depends_on: {first}"
-    undeclared = sorted(read - set(declared))
-    unread = sorted(set(declared) - read)
-    problems = []
-    if undeclared:
-        problems.append(f"reads {', '.join(undeclared)} without declaring it in depends_on")
-    if unread:
-        problems.append(f"declares {', '.join(unread)} in depends_on but does not read it")
-    return f"{model_file}: {'; '.join(problems)}" if problems else None
-
-
 def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
     name = path.stem
     shown = f"sql/{kind}/{path.name}"
@@ -172,7 +107,7 @@ def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
     mismatch = dependency_mismatch(shown, sql, declared)
     if mismatch:
         raise ModelError(mismatch)
-    return Model(
+    model = Model(
         name=name,
         path=path,
         deps=tuple(d for d in declared if d in model_names),
@@ -180,7 +115,18 @@ def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
         kind=kind,
         sql=sql,
         declared_materialization=_materialized_of(shown, sql),
+        incremental=_incremental_of(shown, sql),
     )
+    if model.incremental and model.materialization == "view":
+        raise ModelError(f"{shown}: an incremental model must be a table (it keeps rows)")
+    return model
+
+
+def _incremental_of(shown: str, sql: str) -> Incremental | None:
+    try:
+        return parse_incremental(sql)
+    except ModelError as exc:
+        raise ModelError(f"{shown}: {exc}") from exc
 
 
 def _materialized_of(shown: str, sql: str) -> Literal["view", "table"] | None:
@@ -262,23 +208,28 @@ def create_macros(con: duckdb.DuckDBPyConnection, sql_dir: Path | None = None) -
             raise ModelError(f"sql/{MACROS_DIR}/{path.name}: {exc}") from exc
 
 
-def _create_statement(model: Model) -> str:
+def macros_text(sql_dir: Path | None = None) -> str:
+    """Every macro file's text: a model's SQL hash includes it, so a macro edit rebuilds."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in macro_files(sql_dir))
+
+
+def _body(model: Model) -> str:
     # The body is a complete select; trailing semicolons would end the statement early.
-    body = model.sql.strip().rstrip(";")
-    return f"create or replace {model.materialization} {model.name} as\n{body}"
+    return model.sql.strip().rstrip(";")
 
 
-def _drop_if_other_kind(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    # `create or replace view` cannot replace a table (nor the reverse), which happens when
-    # a model changes materialization between versions.
+def _create_statement(model: Model) -> str:
+    return f"create or replace {model.materialization} {model.name} as\n{_body(model)}"
+
+
+def _existing_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
     rows = con.execute(
         "select table_type from information_schema.tables "
-        "where table_schema = current_schema() and table_name = ?",
-        [model.name],
+        "where table_schema = current_schema() and table_name = ? "
+        "and table_catalog = current_database()",
+        [name],
     ).fetchall()
-    existing = {"VIEW": "view", "BASE TABLE": "table"}.get(rows[0][0]) if rows else None
-    if existing is not None and existing != model.materialization:
-        con.execute(f"drop {existing} {model.name}")
+    return {"VIEW": "view", "BASE TABLE": "table"}.get(rows[0][0]) if rows else None
 
 
 def build_models(
@@ -286,27 +237,71 @@ def build_models(
     names: Sequence[str] | None = None,
     *,
     sql_dir: Path | None = None,
+    full: bool = False,
 ) -> dict[str, int]:
     """Build the named models (default: all) in dependency order; return row counts.
 
     Only the named models are built, not their upstream: the Dagster layer builds one
-    model per asset and relies on its declared deps. All of them go in one transaction.
+    model per asset and relies on its declared deps. All of them go in one transaction,
+    with what they were built from (see builds.py): a model whose inputs did not change
+    is skipped (its count is the one of its last build), an incremental one refreshed for
+    the changed days or runs. `full` rebuilds every named model whatever its state.
     """
-    selected = _select(list_models(sql_dir), names)
+    models = list_models(sql_dir)
+    selected = _select(models, names)
     counts: dict[str, int] = {}
     con.begin()
     try:
         create_macros(con, sql_dir)
+        plan = BuildPlan(con, models, macros_text(sql_dir), full)
+        by_name = {m.name: m for m in models}
         for model in selected:
-            try:
-                _drop_if_other_kind(con, model)
-                con.execute(_create_statement(model))
-            except duckdb.Error as exc:
-                raise ModelError(f"sql/{model.kind}/{model.path.name}: {exc}") from exc
-            rows = con.execute(f"select count(*) from {model.name}").fetchall()
-            counts[model.name] = int(rows[0][0]) if rows else 0
+            counts[model.name] = _build_one(con, plan, model, _run_sources(model, by_name))
+        plan.prune_changes()
         con.commit()
     except BaseException:
         con.rollback()
         raise
     return counts
+
+
+def model_versions(con: duckdb.DuckDBPyConnection, sql_dir: Path | None = None) -> dict[str, str]:
+    """What each model holds now (see builds.BuildPlan.version): same version, same rows."""
+    models = list_models(sql_dir)
+    plan = BuildPlan(con, models, macros_text(sql_dir), full=False)
+    return {m.name: plan.version(m.name) for m in models}
+
+
+def _run_sources(model: Model, by_name: dict[str, Model]) -> tuple[str, ...]:
+    """The run-keyed tables `model` reads, directly or through the views it reads."""
+    found = {s for s in model.sources if s in RUN_SOURCES}
+    for dep in model.deps:
+        upstream = by_name[dep]
+        if upstream.materialization == "table":
+            continue  # a table holds what it was built from; it is not read through
+        found.update(_run_sources(upstream, by_name))
+    return tuple(sorted(found))
+
+
+def _build_one(
+    con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model, run_sources: tuple[str, ...]
+) -> int:
+    existing = _existing_kind(con, model.name)
+    action = plan.action(model, exists=existing == model.materialization)
+    if action == "skip":
+        return plan.state[model.name].row_count
+    try:
+        if action == "partial":
+            since = plan.state[model.name].change_seq
+            refresh_partitions(con, model, since, _body(model), run_sources)
+        else:
+            if existing is not None and existing != model.materialization:
+                # `create or replace view` cannot replace a table (nor the reverse).
+                con.execute(f"drop {existing} {model.name}")
+            con.execute(_create_statement(model))
+    except duckdb.Error as exc:
+        raise ModelError(f"sql/{model.kind}/{model.path.name}: {exc}") from exc
+    rows = con.execute(f"select count(*) from {model.name}").fetchall()
+    count = int(rows[0][0]) if rows else 0
+    plan.record(model, count)
+    return count

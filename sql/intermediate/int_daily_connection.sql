@@ -1,6 +1,7 @@
 -- grain: one row per UTC run day and connection with a run or a task (day, connection_id)
 -- depends_on: stg_runs, stg_tasks
 -- materialized: table (read by several marts; computed once per build)
+-- incremental: day_connection
 -- day is NULL for runs without a start time and for tasks whose run row is missing: they
 -- still count in the connection's totals, never on a day.
 with runs as (

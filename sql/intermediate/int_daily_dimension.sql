@@ -1,6 +1,7 @@
 -- grain: one row per UTC run day, connection, dimension and value with a failed task or error
 -- depends_on: stg_tasks
 -- materialized: table (read by the dimension marts and the error-code trend)
+-- incremental: day_connection
 -- dimensions: error_code, phase, system, fixability, description_key. A run belongs to one
 -- day and one connection, so runs_affected adds up exactly across days and connections.
 -- a completed task that neither failed nor has an error row adds nothing to any row

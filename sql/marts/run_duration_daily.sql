@@ -1,5 +1,6 @@
 -- grain: one row per UTC day on which a completed run with a duration started (day)
 -- depends_on: stg_runs
+-- incremental: day
 -- Quantiles need each run's duration, so this reads staging rather than the daily layer.
 with timed_runs as (
     select * from stg_runs

@@ -1,5 +1,6 @@
 -- grain: one row per stored version of a run (connection_id, run_id, version)
 -- depends_on: stg_run_versions
+-- incremental: run
 -- A version is valid from its first fetch until the next version's first fetch; how long a
 -- run sat queued or executing is known only as finely as the collections saw it.
 with versions as (

@@ -1,6 +1,7 @@
 -- grain: one row per task (connection_id, run_id, job_id, task_id), with its run and its error row
 -- depends_on: tasks, task_errors, stg_runs, stg_error_catalog
--- materialized: table (read by several models; computed once per build)
+-- A view: incremental builds read only the changed days' tasks through it, so no
+-- build copies every task.
 with tasks as (
     select * from tasks
 ),

@@ -5,8 +5,10 @@ parent after a random delay.
     python -m tests.reliability.crash_child   (settings as JSON in $CRASH_SETTINGS)
 
 $CRASH_AT is "point:n" (the n-th time the point is reached) or empty. Points: fetch,
-flatten, load (any statement of a load transaction), parquet (a model's temp file written,
-not yet renamed), html. $CRASH_BATCH sets the collector's batch size.
+flatten, load (any statement of a load transaction), build (before each model of the
+build's transaction), refresh (an incremental model's changed days deleted and recomputed,
+not yet committed), parquet (a model's temp file written, not yet renamed), html.
+$CRASH_BATCH sets the collector's batch size.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pipeline.itwin import session
 from pipeline.itwin.client import ExportApiClient
 from pipeline.itwin.settings import Secret, Settings
 from pipeline.report import html
-from pipeline.warehouse import export
+from pipeline.warehouse import export, models
 from pipeline.warehouse.models import build_models
 from pipeline.warehouse.store import open_warehouse
 
@@ -56,6 +58,22 @@ def install_hooks() -> None:
         return batch
 
     loading.flatten_runs = flatten  # type: ignore[assignment]
+
+    build_one = models._build_one
+
+    def build_then_crash(*args: Any) -> int:
+        reached("build")
+        return build_one(*args)
+
+    models._build_one = build_then_crash  # type: ignore[assignment]
+
+    refresh = models.refresh_partitions
+
+    def refresh_then_crash(*args: Any) -> None:
+        refresh(*args)
+        reached("refresh")
+
+    models.refresh_partitions = refresh_then_crash  # type: ignore[assignment]
 
     copy = export._copy_to_parquet
 

@@ -45,15 +45,15 @@ def test_crash_mid_write_keeps_the_old_file(
     con.execute("create or replace table failure_daily as select * from failure_daily limit 0")
 
     monkeypatch.setattr(export, "_copy_to_parquet", crash_mid_write)
-    with pytest.raises(KeyboardInterrupt):
-        export_parquet(con, tmp_path, ["failure_daily"])
+    with pytest.raises(KeyboardInterrupt):  # forced: no build saw the table edited by hand
+        export_parquet(con, tmp_path, ["failure_daily"], force=True)
     # a reader still sees the complete old file, and no temp file is left behind
     assert old.read_bytes() == old_bytes
     assert pq.read_table(old).num_rows == 3
     assert [p.name for p in tmp_path.iterdir()] == ["failure_daily.parquet"]
 
     monkeypatch.undo()
-    export_parquet(con, tmp_path, ["failure_daily"])
+    export_parquet(con, tmp_path, ["failure_daily"], force=True)
     assert pq.read_table(old).num_rows == 0
 
 
