@@ -99,8 +99,8 @@ def test_a_spike_on_the_latest_day_warns_naming_the_day_rate_and_baseline(
     meta = {k: v.value for k, v in check.metadata.items()}
     assert meta == {
         "day": "2026-12-04",
-        "task_failure_rate": "8% (6–11%) of 600 completed tasks",
-        "baseline_28_days": "3% (3–3%) of 17851 completed tasks",
+        "task_failure_rate": "8.0% (6.0–11.0%) of 600 completed tasks",
+        "baseline_28_days": "3.0% (2.8–3.2%) of 17851 completed tasks",
     }
 
 
