@@ -21,8 +21,9 @@ class ITwinApiResource(dg.ConfigurableResource["ITwinApiResource"]):
 
     Unset fields fall back to the ITWIN_* environment variables and the optional
     config file (ITWIN_RUNS_CONFIG), read when a run starts, never at import. Secrets
-    can be given in run config as `{"env": "ITWIN_CLIENT_SECRET"}` (Dagster's EnvVar),
-    so they never sit in the launchpad or the event log.
+    (the client secret, the alert webhook URL) can be given in run config as
+    `{"env": "ITWIN_CLIENT_SECRET"}` (Dagster's EnvVar), so they never sit in the
+    launchpad or the event log.
     """
 
     base_url: str | None = None
@@ -34,6 +35,9 @@ class ITwinApiResource(dg.ConfigurableResource["ITwinApiResource"]):
     connection_ids: list[str] = []
     imodel_ids: list[str] = []
     rate_limit_per_minute: float | None = None
+    rate_limit_per_hour: float | None = None
+    max_wait_s: float | None = None
+    alert_webhook_url: str | None = None
     config_file: str | None = None
 
     def settings(self, **overrides: Any) -> Settings:
@@ -48,6 +52,9 @@ class ITwinApiResource(dg.ConfigurableResource["ITwinApiResource"]):
                 "token_url",
                 "scope",
                 "rate_limit_per_minute",
+                "rate_limit_per_hour",
+                "max_wait_s",
+                "alert_webhook_url",
             )
             if getattr(self, name) is not None
         }
