@@ -45,8 +45,10 @@ dev: env
 bench: env
 	$(VENV)/bin/python -m benchmarks.run_all $(BENCH_ARGS)
 
+# The long trials: everything in tests/reliability, and the slow-marked tests elsewhere.
 reliability: env
 	$(VENV)/bin/pytest -q tests/reliability
+	$(VENV)/bin/pytest -q -m slow --ignore=tests/reliability tests
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -112,14 +112,27 @@ class _Pair:
             ), name
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(operations, min_size=1, max_size=6))
-def test_incremental_builds_equal_full_rebuilds(steps: list[tuple[str, Any]]) -> None:
+def _builds_agree_through(steps: list[tuple[str, Any]]) -> None:
     pair = _Pair()
     pair.check()
     for op, arg in steps:
         pair.apply(op, arg)
         pair.check()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(operations, min_size=1, max_size=6))
+def test_incremental_builds_equal_full_rebuilds(steps: list[tuple[str, Any]]) -> None:
+    _builds_agree_through(steps)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(operations, min_size=1, max_size=10))
+def test_incremental_builds_equal_full_rebuilds_over_many_sequences(
+    steps: list[tuple[str, Any]],
+) -> None:
+    _builds_agree_through(steps)
 
 
 def _changes(con: duckdb.DuckDBPyConnection) -> int:
