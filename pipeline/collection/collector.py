@@ -105,6 +105,9 @@ class Collector:
             with self.warehouse.loader.bulk("256MB"):
                 self._tasks = [asyncio.create_task(self._collect_one(c)) for c in connection_ids]
                 results = await asyncio.gather(*self._tasks)
+                # A stop hands its last batches over unawaited: they load before the bulk
+                # settings are put back on the connection they use.
+                await self._loader.drain()
         connections = [*failures, *results]
         totals = CallStats()
         totals.add(found.stats)  # discovery's requests (failed ones are among the results)

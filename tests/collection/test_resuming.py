@@ -216,3 +216,47 @@ def test_a_pass_failing_part_way_goes_on_from_its_last_loaded_page(settings: Set
         assert asyncio.run(main(T + timedelta(hours=1))).ok
     assert api.list_skips == [6, 8]
     assert stored(settings, "select last_full_pass from full_passes") == [(T,)]
+
+
+def test_a_read_cut_by_the_page_cap_goes_on_from_there(settings: Settings) -> None:
+    api = SkipApi(count=10)  # 5 pages, 2 a read
+    capped = dataclasses.replace(settings, max_pages=2)
+    outcomes = []
+    for hour in range(3):
+        result = collect(capped, api, T + timedelta(hours=hour)).connections[0]
+        outcomes.append(result.outcome if result.ok else result.error.code)  # type: ignore[union-attr]
+    assert outcomes == ["PageCapReached", "PageCapReached", "ok"]
+    assert api.list_skips == [0, 2, 4, 6, 8]
+    assert stored(capped, "select last_full_pass from full_passes") == [(T,)]
+    assert len(latest(capped)) == 10
+
+
+def test_an_interrupted_read_saves_no_point_past_what_is_committed(settings: Settings) -> None:
+    api = SkipApi(count=12)
+    plain = api.__call__
+
+    async def main() -> CollectionResult:
+        async with ExportApiClient(settings, transport=httpx.MockTransport(answer)) as client:
+            collector = Collector(client, warehouse, settings, now=lambda: T, batch_runs=2)
+            stop.append(collector)
+            return await collector.run()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("$skip") == "6":
+            stop[0].stop("interrupted by SIGTERM")  # as the signal handler does
+        return plain(request)
+
+    stop: list[Collector] = []
+    with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
+        result = asyncio.run(main()).connections[0]
+        point = warehouse.bookkeeping.resume_points([CONN]).get(CONN)
+        ids = [r for (r,) in warehouse.con.execute("select run_id from runs").fetchall()]
+    assert not result.ok and stored(settings, "select * from full_passes") == []
+    assert point is not None and point.pass_started_at == T
+    skip = int(point.next_href.rsplit("$skip=", 1)[1].split("&")[0])
+    assert skip in (4, 6)  # the pages before it are committed (page 4's load may not be)
+    assert {f"r{i:03d}" for i in range(12, 12 - skip, -1)} <= set(ids)
+    api.list_skips.clear()
+    assert collect(settings, api, T + timedelta(hours=1)).ok
+    assert api.list_skips == list(range(skip, 12, PAGE))
+    assert len(latest(settings)) == 12
