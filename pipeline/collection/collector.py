@@ -11,12 +11,12 @@ import contextlib
 import logging
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import httpx
 
-from pipeline.collection.bookkeeping import Bookkeeper
+from pipeline.collection.bookkeeping import Bookkeeper, FullRead
 from pipeline.collection.connections import ConnectionBook
 from pipeline.collection.fetching import as_api_error, discover_connections, fetch_runs
 from pipeline.collection.loading import Handed, RunLoader, WarehouseGate
@@ -34,7 +34,7 @@ from pipeline.collection.results import (
 from pipeline.collection.stopping import stop_on_signals
 from pipeline.errors import ITwinRunsError
 from pipeline.itwin.client import CallStats, ExportApiClient, RunsPage
-from pipeline.itwin.errors import ApiError, InvalidIdError
+from pipeline.itwin.errors import ApiError, InvalidIdError, PagingError
 from pipeline.itwin.ids import validate_id
 from pipeline.itwin.settings import Settings
 from pipeline.transform.flatten import FetchedRun
@@ -105,6 +105,9 @@ class Collector:
             with self.warehouse.loader.bulk("256MB"):
                 self._tasks = [asyncio.create_task(self._collect_one(c)) for c in connection_ids]
                 results = await asyncio.gather(*self._tasks)
+                # A stop hands its last batches over unawaited: they load before the bulk
+                # settings are put back on the connection they use.
+                await self._loader.drain()
         connections = [*failures, *results]
         totals = CallStats()
         totals.add(found.stats)  # discovery's requests (failed ones are among the results)
@@ -122,6 +125,7 @@ class Collector:
     async def _collect_one(self, connection_id: str) -> ConnectionResult:
         result = ConnectionResult(connection_id=connection_id, mode=FULL, started_at=self.now())
         full_pass: datetime | None = None  # what to record as its last full pass, if anything
+        read: FullRead | None = None  # a full read: where it began and what it loaded
         try:
             last_full = self._books.last_full.get(connection_id)
             result.mode = choose_mode(
@@ -130,13 +134,17 @@ class Collector:
                 self.settings.full_pass_every_s,
                 self.force_full or self._has_unaddressable_open_run(connection_id),
             )
+            if result.mode == FULL:
+                read = self._books.full_read(
+                    connection_id, result.started_at, self.settings.full_pass_every_s
+                )
             self.progress.connection_started(connection_id, result.mode)
             refused = await self._connections.refresh(connection_id, result.stats)
             open_runs = self._books.open_at_start.get(connection_id, [])
             if result.mode == INCREMENTAL and self._connections.is_quiet(connection_id, open_runs):
                 log.debug("connection %s: its last run is stored and complete", connection_id)
             else:
-                seen, full_pass = await self._read_pages(connection_id, result)
+                seen, full_pass = await self._read_pages(connection_id, result, read)
                 await self._refresh_open_runs(connection_id, seen, result)
             if refused is not None:
                 raise refused  # its runs are loaded; it still fails, naming why
@@ -154,20 +162,22 @@ class Collector:
             # Recorded in the collection log; the command says it once, not per connection.
             result.error = ApiError(message=self.stopped_because, connection_id=connection_id)
             result.ended_at = self.now()
-            await self._books.finish(result, self.now(), full_pass)
+            await self._books.finish(result, self.now(), full_pass, read)
             return result
         result.ended_at = self.now()
-        await self._books.finish(result, self.now(), full_pass)
+        await self._books.finish(result, self.now(), full_pass, read)
         self.progress.connection_finished(result)
         return result
 
     async def _read_pages(
-        self, connection_id: str, result: ConnectionResult
+        self, connection_id: str, result: ConnectionResult, read: FullRead | None
     ) -> tuple[set[str], datetime | None]:
         """Read pages (all, or the newest until one holds nothing new); load in batches.
 
-        Returns the run ids seen and the last full pass to record when the connection
-        ends: this one if it read the whole list, the one deferred if a batch loaded early.
+        A full read (`read`) may go on from where an earlier one stopped, and notes how far
+        its loads got. Returns the run ids seen and the last full pass to record when the
+        connection ends: this pass's start if it read to the end, the one deferred if an
+        incremental read's batch loaded early.
         """
         seen: set[str] = set()
         pending: list[Handed] = []
@@ -175,8 +185,10 @@ class Collector:
         pages = 0
         deferred: datetime | None = None
         loading: asyncio.Future[LoadStats] | None = None  # its batch in the loader, if any
+        page_next: str | None = None  # the next link of the last page read
         try:
-            async for page in self.client.list_runs(connection_id, stats=result.stats):
+            async for page in self._list_runs(connection_id, result, read):
+                page_next = page.next_url
                 pages += 1
                 page_ids = [rid for rid in map(run_id, page.runs) if rid is not None]
                 seen.update(page_ids)
@@ -195,7 +207,7 @@ class Collector:
                 if len(pending) >= self.batch_runs or self.held >= self.max_held_runs:
                     if walk.incremental and deferred is None:
                         deferred = await self._books.defer_full_pass(connection_id)
-                    loading = await self._hand_over(pending, result, loading)
+                    loading = await self._hand_over(pending, result, loading, read, page_next)
                     pending = []
                 self.progress.pages_fetched(connection_id, pages, result.runs_seen)
                 if not walk.go_on(page.runs, unchanged, page.has_next):
@@ -207,7 +219,7 @@ class Collector:
             if pending and walk.incremental and deferred is None:
                 await self._books.defer_full_pass(connection_id)
             if pending:
-                loading = await self._hand_over(pending, result, loading)
+                loading = await self._hand_over(pending, result, loading, read, page_next)
             if loading is not None:
                 await _settled(loading)
             raise
@@ -215,7 +227,9 @@ class Collector:
             if pending and self.stopped_because is not None:  # stopped: still load them
                 if walk.incremental and deferred is None:
                     await self._books.defer_full_pass(connection_id)
-                self._loader.hand_over(pending)
+                loading = self._loader.hand_over(pending)
+                if read is not None:
+                    loading.add_done_callback(lambda done: read.loaded(done, page_next))
             self.held -= len(pending)
             raise
         except BaseException as exc:
@@ -224,20 +238,37 @@ class Collector:
                 await _settled(loading)  # its batch is good: let it finish
             raise
         if pending:
-            loading = await self._hand_over(pending, result, loading)
+            loading = await self._hand_over(pending, result, loading, read, page_next)
         if loading is not None:
             await loading
-        if walk.mode == FULL and walk.read_all:
-            return seen, result.started_at
+        if read is not None and walk.read_all:
+            return seen, read.pass_started_at
         return seen, deferred
+
+    def _list_runs(
+        self, connection_id: str, result: ConnectionResult, read: FullRead | None
+    ) -> AsyncIterator[RunsPage]:
+        """The connection's pages: a full read from where its pass stopped, if it did."""
+        if read is not None and read.start_url is not None:
+            try:
+                return self.client.list_runs(
+                    connection_id, stats=result.stats, start_url=read.start_url
+                )
+            except PagingError as exc:  # e.g. the API's address changed since
+                log.warning("connection %s: not resuming its full pass: %s", connection_id, exc)
+                read.start_over(result.started_at)
+        return self.client.list_runs(connection_id, stats=result.stats)
 
     async def _hand_over(
         self,
         runs: list[Handed],
         result: ConnectionResult,
         previous: asyncio.Future[LoadStats] | None,
+        read: FullRead | None = None,
+        up_to: str | None = None,
     ) -> asyncio.Future[LoadStats] | None:
-        """Give held runs to the loader and read on while they load (returns their load).
+        """Give held runs to the loader and read on while they load (returns their load);
+        once loaded, a full `read` has loaded up to `up_to`, the next link after them.
 
         A load can stall (a checkpoint), and the budget's requests are lost if every
         connection waits for it. One batch of a connection at a time, though, so a merged
@@ -248,6 +279,8 @@ class Collector:
         self.held -= len(runs)
         loading = self._loader.hand_over(runs)
         loading.add_done_callback(lambda done: _count_loaded(done, result))
+        if read is not None:
+            loading.add_done_callback(lambda done: read.loaded(done, up_to))
         if self._loader.waiting > self.max_waiting_runs:
             await loading
             return None

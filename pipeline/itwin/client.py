@@ -16,9 +16,10 @@ import httpx
 
 from pipeline.itwin.answers import member_object
 from pipeline.itwin.channel import ApiChannel
+from pipeline.itwin.errors import PagingError
 from pipeline.itwin.ids import path_segment, validate_id
 from pipeline.itwin.page_parsing import RawItem, RejectedItem
-from pipeline.itwin.paging import next_href
+from pipeline.itwin.paging import check_same_origin, next_href, normalize_next_link
 from pipeline.itwin.ratelimit import RateLimiter
 from pipeline.itwin.settings import Settings
 from pipeline.itwin.stats import CallStats
@@ -41,7 +42,10 @@ class RunsPage:
     fetched_at: datetime  # UTC, when the response arrived
     url: str
     has_next: bool
-    index: int = 0  # 0 for the first page
+    index: int = 0  # 0 for the first page read
+    # The page after this one as paging follows it (resolved against ``url``); None at
+    # the end. A read stopped after this page can go on from it (``list_runs(start_url=)``).
+    next_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     rejected: tuple[RejectedItem, ...] = ()
     duplicate_keys: tuple[RawItem, ...] = ()
@@ -103,18 +107,47 @@ class ExportApiClient:
         return self.limiter.request_times()
 
     def list_runs(
-        self, connection_id: str, *, stats: CallStats | None = None, page_size: int | None = None
+        self,
+        connection_id: str,
+        *,
+        stats: CallStats | None = None,
+        page_size: int | None = None,
+        start_url: str | None = None,
     ) -> AsyncIterator[RunsPage]:
         """Yield the connection's run pages in API order; the caller may stop early.
 
-        Ids are checked at call time, before anything is sent. A next link the
-        client refuses (foreign origin, loop, page cap) raises PagingError after
-        the pages before it were yielded.
+        ``start_url``: read from there instead of the first page (a page's ``next_url``
+        kept from an earlier read); ``page_size`` is then the link's own. Ids and the start
+        URL are checked at call time, before anything is sent: a start URL of another
+        origin, or carrying a user name or password, raises PagingError as a next link
+        there would. A next link the client refuses (foreign origin, loop, page cap)
+        raises PagingError after the pages before it were yielded.
         """
         segment = path_segment(connection_id, "connection_id")
-        params = {"$top": _page_size(page_size)} if page_size is not None else None
-        url = self._channel.url(f"export/connections/{segment}/runs", params)
+        if start_url is not None:
+            url = self._checked_start(start_url, connection_id)
+        else:
+            params = {"$top": _page_size(page_size)} if page_size is not None else None
+            url = self._channel.url(f"export/connections/{segment}/runs", params)
         return self._runs_pages(url, connection_id, stats or CallStats())
+
+    def _checked_start(self, start_url: str, connection_id: str) -> httpx.URL:
+        try:
+            url = self._channel.base_url.join(start_url)
+        except httpx.InvalidURL as exc:
+            raise PagingError(
+                message="refusing a start link that is not a URL",
+                code="InvalidStartLink",
+                connection_id=connection_id,
+            ) from exc
+        check_same_origin(url, self._channel.base_url, connection_id=connection_id)
+        if url.userinfo:  # would end up in log lines
+            raise PagingError(
+                message="refusing a start link that carries a user name or password",
+                code="CredentialsInNextLink",
+                connection_id=connection_id,
+            )
+        return url
 
     async def _runs_pages(
         self, url: httpx.URL, connection_id: str, stats: CallStats
@@ -126,6 +159,7 @@ class ExportApiClient:
                 url=str(answer.url),
                 has_next=next_href(answer.body) is not None,
                 index=index,
+                next_url=_resolved_next(answer.url, answer.body),
                 extra={k: v for k, v in answer.body.items() if k != "runs"},
                 rejected=answer.page.rejected,
                 duplicate_keys=answer.page.duplicate_keys,
@@ -171,6 +205,11 @@ class ExportApiClient:
         async for _, _, connections in self._channel.pages(url, "connections", None, stats):
             for connection in connections:
                 yield connection
+
+
+def _resolved_next(current: httpx.URL, body: dict[str, Any]) -> str | None:
+    href = next_href(body)
+    return None if href is None else str(current.join(normalize_next_link(href.strip())))
 
 
 def _page_size(value: int) -> int:

@@ -201,6 +201,17 @@ FULL_PASSES = pa.schema(
     ]
 )
 
+# Where an unfinished full pass of a connection's list stopped: the next link after the
+# last page loaded, so the next collection continues the pass instead of starting over.
+RESUME_POINTS = pa.schema(
+    [
+        pa.field("connection_id", pa.string(), nullable=False),
+        pa.field("next_href", pa.string(), nullable=False),
+        pa.field("pass_started_at", UTC_MICROS, nullable=False),
+        pa.field("saved_at", UTC_MICROS, nullable=False),
+    ]
+)
+
 # Every connection configured, discovered or with runs; details NULL until the API gave them.
 CONNECTIONS = pa.schema(
     [
@@ -234,6 +245,7 @@ BOOKKEEPING_TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "quarantine": (QUARANTINE, ()),
     "collection_log": (COLLECTION_LOG, ()),
     "full_passes": (FULL_PASSES, ("connection_id",)),
+    "resume_points": (RESUME_POINTS, ("connection_id",)),
     "api_requests": (API_REQUESTS, ()),
     "connections": (CONNECTIONS, ("connection_id",)),
     "error_catalog": (ERROR_CATALOG, ("catalog", "description_key")),

@@ -50,6 +50,18 @@ class CollectionLogEntry:
 
 
 @dataclass(frozen=True)
+class ResumePoint:
+    """Where an unfinished full pass of a connection's list goes on: the next link after
+    the last page it loaded, and when that pass began (recorded as the full pass when a
+    continued read reaches the end)."""
+
+    connection_id: str
+    next_href: str
+    pass_started_at: datetime
+    saved_at: datetime
+
+
+@dataclass(frozen=True)
 class RawText:
     """An answer's raw text to keep in quarantine although its run was loaded."""
 
@@ -112,17 +124,52 @@ class Bookkeeping:
     def mark_full_pass(self, connection_id: str, at: datetime) -> None:
         self.record_finished(full_passes=[(connection_id, at)])
 
+    def resume_points(self, connection_ids: Sequence[str]) -> dict[str, ResumePoint]:
+        """Each connection's stored resume point (connections without one, left out)."""
+        rows = self.con.execute(
+            "SELECT connection_id, next_href, pass_started_at, saved_at FROM resume_points "
+            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(connection_ids)],
+        ).fetchall()
+        return {
+            str(cid): ResumePoint(str(cid), str(href), as_utc(started), as_utc(saved))
+            for cid, href, started, saved in rows
+        }
+
     def record_finished(
         self,
         *,
         full_passes: Sequence[tuple[str, datetime]] = (),
         log_entries: Sequence[CollectionLogEntry] = (),
+        resume_points: Sequence[ResumePoint] = (),
+        resume_dropped: Sequence[str] = (),
     ) -> None:
-        """Full-pass marks and collection-log rows of many connections, in one transaction
-        (connections finishing together would otherwise queue a commit each behind the
-        loads). A later mark of a connection wins."""
+        """Full-pass marks, resume points and collection-log rows of many connections, in
+        one transaction (connections finishing together would otherwise queue a commit
+        each behind the loads). A later mark or point of a connection wins; a connection
+        in `resume_dropped` loses its point (unless it is given a new one)."""
         marks = {cid: as_utc(at) for cid, at in full_passes}
+        points = {p.connection_id: p for p in resume_points}
         with transaction(self.con):
+            if points or resume_dropped:
+                execute(
+                    self.con,
+                    "DELETE FROM resume_points "
+                    "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [[*resume_dropped, *points]],
+                )
+            if points:
+                execute(
+                    self.con,
+                    "INSERT INTO resume_points SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                    "unnest(?::TIMESTAMPTZ[]), unnest(?::TIMESTAMPTZ[])",
+                    [
+                        list(points),
+                        [p.next_href for p in points.values()],
+                        [as_utc(p.pass_started_at) for p in points.values()],
+                        [as_utc(p.saved_at) for p in points.values()],
+                    ],
+                )
             if marks:
                 execute(
                     self.con,
