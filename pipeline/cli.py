@@ -75,7 +75,12 @@ def _execute(
         rate_limit_per_minute=settings.rate_limit_per_minute,
         config_file=str(config_file) if config_file else None,
     )
-    defs = build_definitions(data_dir=settings.data_dir, itwin_api=resource, progress=progress)
+    defs = build_definitions(
+        data_dir=settings.data_dir,
+        itwin_api=resource,
+        progress=progress,
+        lock_timeout_s=settings.lock_timeout_s,  # every step, not only the collection's
+    )
     job = defs.resolve_job_def(job_name)
     config = {**QUIET_DAGSTER, **(run_config or {})}
     result = job.execute_in_process(run_config=config, raise_on_error=False)

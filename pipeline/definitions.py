@@ -22,6 +22,7 @@ def build_definitions(
     itwin_api: ITwinApiResource | None = None,
     cron: str | None = None,
     progress: Progress | None = None,
+    lock_timeout_s: float = 30.0,
 ) -> dg.Definitions:
     """Definitions for a data directory; the CLI and tests pass theirs explicitly.
 
@@ -29,6 +30,7 @@ def build_definitions(
     location loads (Dagster reloads it on change); API settings and secrets are read
     by the resource only when a run starts. `progress` also hears how the collection
     advances (the CLI's terminal bars); the asset logs it to Dagster either way.
+    `lock_timeout_s`: how long each step waits for another process's warehouse lock.
     """
     data_dir = data_dir or Path(os.environ.get("ITWIN_RUNS_DATA_DIR") or "data")
     return dg.Definitions(
@@ -40,7 +42,9 @@ def build_definitions(
         ],
         resources={
             "itwin_api": itwin_api or ITwinApiResource(),
-            "warehouse": WarehouseResource(database=str(data_dir / WAREHOUSE_FILE)),
+            "warehouse": WarehouseResource(
+                database=str(data_dir / WAREHOUSE_FILE), lock_timeout_s=lock_timeout_s
+            ),
             "collection_progress": progress or NoProgress(),
         },
     )
