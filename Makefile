@@ -24,8 +24,9 @@ env: $(VENV)/.synced
 demo: env
 	$(VENV)/bin/itwin-runs demo
 
+# Four workers on two cores: most tests wait on loopback servers and subprocesses, not CPU.
 test: env
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow" -n 4
 
 lint: env
 	$(VENV)/bin/ruff check .
