@@ -5,8 +5,21 @@
 -- dimensions: error_code, phase, system, fixability, description_key. A run belongs to one
 -- day and one connection, so runs_affected adds up exactly across days and connections.
 -- a completed task that neither failed nor has an error row adds nothing to any row
+-- only the columns used: unpivot repeats every column it keeps five times
 with relevant_tasks as (
-    select * from stg_tasks
+    select
+        run_day,
+        connection_id,
+        run_id,
+        run_start_time,
+        is_failed,
+        has_error_row,
+        error_code,
+        phase,
+        system,
+        fixability,
+        description_key
+    from stg_tasks
     where is_completed and (is_failed or has_error_row)
 ),
 
@@ -15,20 +28,52 @@ task_dimensions as (
     unpivot (value for dimension in (error_code, phase, system, fixability, description_key))
 ),
 
-by_value as (
+-- failures and error occurrences are counted apart: the failed tasks are few, so their
+-- distinct runs and first and last starts stay small, and occurrences need only a count
+failures as (
     select
         run_day as day,
         connection_id,
         dimension,
         value,
-        count(*) filter (where is_failed) as failed_tasks,
-        count(*) filter (where has_error_row) as error_occurrences,
-        count(distinct run_id) filter (where is_failed) as runs_affected,
-        min(run_start_time) filter (where is_failed) as first_seen,
-        max(run_start_time) filter (where is_failed) as last_seen
+        count(*) as failed_tasks,
+        count(distinct run_id) as runs_affected,
+        min(run_start_time) as first_seen,
+        max(run_start_time) as last_seen
     from task_dimensions
+    where is_failed
     group by run_day, connection_id, dimension, value
+),
+
+occurrences as (
+    select
+        run_day as day,
+        connection_id,
+        dimension,
+        value,
+        count(*) as error_occurrences
+    from task_dimensions
+    where has_error_row
+    group by run_day, connection_id, dimension, value
+),
+
+by_value as (
+    select
+        coalesce(failures.day, occurrences.day) as day,
+        coalesce(failures.connection_id, occurrences.connection_id) as connection_id,
+        coalesce(failures.dimension, occurrences.dimension) as dimension,
+        coalesce(failures.value, occurrences.value) as value,
+        coalesce(failures.failed_tasks, 0) as failed_tasks,
+        coalesce(occurrences.error_occurrences, 0) as error_occurrences,
+        coalesce(failures.runs_affected, 0) as runs_affected,
+        failures.first_seen,
+        failures.last_seen
+    from failures
+    full outer join occurrences
+        on failures.day is not distinct from occurrences.day
+        and failures.connection_id = occurrences.connection_id
+        and failures.dimension = occurrences.dimension
+        and failures.value = occurrences.value
 )
 
 select * from by_value
-where failed_tasks > 0 or error_occurrences > 0
