@@ -15,9 +15,11 @@ import duckdb
 
 from pipeline.errors import ITwinRunsError
 from pipeline.warehouse.bookkeeping import Bookkeeping
+from pipeline.warehouse.changes import ChangeLog
 from pipeline.warehouse.ddl import create_all_tables
 from pipeline.warehouse.loader import RunLoader
-from pipeline.warehouse.statements import execute
+from pipeline.warehouse.rewrites import RunRewriter
+from pipeline.warehouse.statements import StatementRunner, execute
 
 # DuckDB caches up to 80% of RAM by default; every connection of ours is held to this so
 # memory is bounded by a batch (DuckDB spills beyond it), not by the history.
@@ -56,10 +58,12 @@ class WarehouseFileError(ITwinRunsError):
 
 @dataclass(frozen=True)
 class Warehouse:
-    """One open warehouse: its connection, what loads batches, what the collector asks."""
+    """One open warehouse: its connection, what loads batches, what rewrites stored runs,
+    what the collector asks."""
 
     con: duckdb.DuckDBPyConnection
     loader: RunLoader
+    rewriter: RunRewriter
     bookkeeping: Bookkeeping
 
     @classmethod
@@ -71,7 +75,14 @@ class Warehouse:
         _add_missing_columns(con)
         # DuckDB shows its memory limit rounded down, so it is restored as given.
         given = {"memory_limit": memory_limit} if memory_limit else {}
-        return cls(con, RunLoader(con, given), Bookkeeping(con))
+        statements = StatementRunner(con)
+        changes = ChangeLog(statements)
+        return cls(
+            con,
+            RunLoader(statements, changes, given),
+            RunRewriter(statements, changes),
+            Bookkeeping(con),
+        )
 
 
 @contextmanager

@@ -130,7 +130,7 @@ def test_rebuild_from_raw_equals_the_direct_load(w: Warehouse) -> None:
         r["jobs"] = r["jobs"][:1]
     load(w, changed, at=T + timedelta(hours=1))
     expected = snapshot(w, tuple(CORE_TABLES))
-    stats = w.loader.rebuild_from_raw(batch_runs=7)
+    stats = w.rewriter.rebuild_from_raw(batch_runs=7)
     assert stats.total().new == 40
     assert snapshot(w, tuple(CORE_TABLES)) == expected
 
@@ -143,14 +143,14 @@ def test_a_load_failing_midway_leaves_the_previous_state(w: Warehouse) -> None:
         if label == "INSERT tasks":
             raise RuntimeError("injected")
 
-    w.loader.between_statements = explode
+    w.loader.statements.between_statements = explode
     changed = random_runs(20, seed=1)
     for r in changed:
         r["state"] = "Executing"
     with pytest.raises(RuntimeError, match="injected"):
         load(w, [*changed, *random_runs(5, seed=9)], at=T + timedelta(hours=1))
     assert snapshot(w) == before
-    w.loader.between_statements = None
+    w.loader.statements.between_statements = None
     stats = load(w, changed, at=T + timedelta(hours=1)).for_connection("c1")
     assert stats.changed == 20
 
@@ -319,14 +319,14 @@ def test_a_failing_group_is_rolled_back_whole_and_earlier_groups_stay(w: Warehou
             if w_calls["n"] == 4:
                 raise RuntimeError("injected")
 
-    w.loader.between_statements = explode_on_the_fourth_batch
+    w.loader.statements.between_statements = explode_on_the_fourth_batch
     with (
         pytest.raises(RuntimeError, match="injected"),
         w.loader.grouped_loads(10, lambda s: committed.append(s.total().new)) as add,
     ):
         for start in range(0, 20, 5):
             add(batch_of(runs[start : start + 5]))
-    w.loader.between_statements = None
+    w.loader.statements.between_statements = None
     assert committed == [10]  # the first group; the third batch's group is gone whole
     assert w.con.execute("SELECT count(*) FROM runs").fetchall() == [(10,)]
     assert w.con.execute("SELECT count(*) FROM raw_latest").fetchall() == [(10,)]
@@ -379,7 +379,7 @@ def test_classifying_by_index_lookups_loads_exactly_what_the_join_loads(
     monkeypatch.setattr(load_sql, "LOOKUP_IDS", 7)  # several lookups per batch
     looked_up = Warehouse.over(duckdb.connect())
     labels: list[str] = []
-    looked_up.loader.between_statements = labels.append
+    looked_up.loader.statements.between_statements = labels.append
     assert history(looked_up) == by_join
     assert "look up stored" in labels
     assert snapshot(looked_up) == snapshot(joined)
