@@ -197,7 +197,7 @@ class Collector:
                 unchanged = walk.incremental and page_is_unchanged(
                     page.runs,
                     await self._gate.call(
-                        self.warehouse.bookkeeping.latest_hashes, connection_id, page_ids
+                        self.warehouse.bookkeeping.reads.latest_hashes, connection_id, page_ids
                     ),
                 )
                 pending.extend(FetchedRun(connection_id, run, page.fetched_at) for run in page.runs)
@@ -321,7 +321,7 @@ class Collector:
         if page.duplicate_keys:
             result.duplicate_keys += len(page.duplicate_keys)
             rows = duplicate_key_texts(connection_id, page)
-            await self._gate.call(self.warehouse.bookkeeping.keep_raw_texts, rows)
+            await self._gate.call(self.warehouse.bookkeeping.records.keep_raw_texts, rows)
 
 
 def _count_loaded(loading: asyncio.Future[LoadStats], result: ConnectionResult) -> None:
@@ -346,7 +346,7 @@ async def collect(
     """Open a client for the settings and collect every configured connection."""
     settings.require_credentials()
     settings.require_targets()
-    history = warehouse.bookkeeping.recent_requests(datetime.now(UTC))
+    history = warehouse.bookkeeping.requests.recent_requests(datetime.now(UTC))
     async with ExportApiClient(settings, transport=transport, request_history=history) as client:
         collector = Collector(client, warehouse, settings, progress=progress, force_full=force_full)
 

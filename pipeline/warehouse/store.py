@@ -14,12 +14,13 @@ from pathlib import Path
 import duckdb
 
 from pipeline.errors import ITwinRunsError
+from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES
 from pipeline.warehouse.bookkeeping import Bookkeeping
 from pipeline.warehouse.changes import ChangeLog
 from pipeline.warehouse.ddl import create_all_tables
 from pipeline.warehouse.loader import RunLoader
 from pipeline.warehouse.rewrites import RunRewriter
-from pipeline.warehouse.statements import StatementRunner, execute
+from pipeline.warehouse.statements import StatementRunner, execute, first_value
 
 # DuckDB caches up to 80% of RAM by default; every connection of ours is held to this so
 # memory is bounded by a batch (DuckDB spills beyond it), not by the history.
@@ -81,8 +82,15 @@ class Warehouse:
             con,
             RunLoader(statements, changes, given),
             RunRewriter(statements, changes),
-            Bookkeeping(con),
+            Bookkeeping.over(con),
         )
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows in each core and bookkeeping table."""
+        return {
+            name: int(first_value(self.con, f"SELECT count(*) FROM {name}") or 0)
+            for name in (*CORE_TABLES, *BOOKKEEPING_TABLES)
+        }
 
 
 @contextmanager
