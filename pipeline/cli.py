@@ -227,7 +227,7 @@ def cmd_rebuild(settings: Settings, config_file: Path | None) -> int:
     started = time.monotonic()
     path = _existing_warehouse(settings)
     with open_warehouse(path, lock_timeout_s=settings.lock_timeout_s) as warehouse:
-        stats = warehouse.loader.rebuild_from_raw()
+        stats = warehouse.rewriter.rebuild_from_raw()
     total = stats.total()
     print(
         f"rebuilt the core tables from {total.new} runs' raw versions "

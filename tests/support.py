@@ -117,7 +117,7 @@ _PAUSED_LOAD = textwrap.dedent(
             time.sleep(120)
 
     with open_warehouse(sys.argv[1]) as w:
-        w.loader.between_statements = pause
+        w.loader.statements.between_statements = pause
         runs = random_runs(300, seed=1)
         for r in runs:
             r["state"] = "Executing"

@@ -126,15 +126,19 @@ class ConnectionBook:
     async def save(self, details: Sequence[ConnectionDetails], known_ids: Sequence[str]) -> None:
         """Store details (e.g. the discovered ones) and a row for every known id."""
         bookkeeping = self._gate.warehouse.bookkeeping
-        await self._gate.call(bookkeeping.save_connections, [d.row() for d in details], known_ids)
+        await self._gate.call(
+            bookkeeping.connections.save_connections, [d.row() for d in details], known_ids
+        )
         self._remember(details)
 
     async def read_state(self, connection_ids: Sequence[str]) -> None:
         """One query each, when the collection starts: details' ages, last runs' states."""
         bookkeeping = self._gate.warehouse.bookkeeping
-        self._fetched_at = await self._gate.call(bookkeeping.connection_fetch_times, connection_ids)
+        self._fetched_at = await self._gate.call(
+            bookkeeping.connections.connection_fetch_times, connection_ids
+        )
         known = {cid: rid for cid, rid in self._last_runs.items() if rid is not None}
-        self._completed = await self._gate.call(bookkeeping.completed_last_runs, known)
+        self._completed = await self._gate.call(bookkeeping.connections.completed_last_runs, known)
 
     async def refresh(self, connection_id: str, stats: CallStats) -> ApiError | None:
         """Fetch a connection's details when never fetched or a day old.
@@ -156,11 +160,11 @@ class ConnectionBook:
         if details is None:
             return None
         bookkeeping = self._gate.warehouse.bookkeeping
-        await self._gate.call(bookkeeping.save_connections, [details.row()])
+        await self._gate.call(bookkeeping.connections.save_connections, [details.row()])
         self._remember([details])
         if details.last_run_id is not None:
             done = await self._gate.call(
-                bookkeeping.completed_last_runs, {connection_id: details.last_run_id}
+                bookkeeping.connections.completed_last_runs, {connection_id: details.last_run_id}
             )
             self._completed |= done
         return None

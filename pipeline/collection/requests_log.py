@@ -53,7 +53,7 @@ class RequestRecorder:
         new = times[self._stored :]
         try:
             await self._gate.call(
-                self._gate.warehouse.bookkeeping.record_requests, new, self._now()
+                self._gate.warehouse.bookkeeping.requests.record_requests, new, self._now()
             )
         except Exception:
             # Only the next collection's pacing loses them; the API still has the last word.

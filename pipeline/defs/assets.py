@@ -97,8 +97,8 @@ def collection(
                 force_full=config.full_pass,
             )
         )
-        store.bookkeeping.add_connections_with_runs()
-        counts = store.bookkeeping.table_counts()
+        store.bookkeeping.connections.add_connections_with_runs()
+        counts = store.table_counts()
         names = display_names(store.con)
     shared: dict[str, Any] = {
         "requests": result.totals.requests,

@@ -21,7 +21,7 @@ def error_catalog(warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
     loaded from files), so every build's reports can name what they count.
     """
     with warehouse.open() as store:
-        added = store.bookkeeping.add_connections_with_runs()
+        added = store.bookkeeping.connections.add_connections_with_runs()
         rows = replace_error_catalog(store.con)
     return dg.MaterializeResult(metadata={"row_count": rows, "connections_added": added})
 

@@ -16,10 +16,9 @@ import httpx
 
 from pipeline.itwin.answers import member_object
 from pipeline.itwin.channel import ApiChannel
-from pipeline.itwin.errors import PagingError
 from pipeline.itwin.ids import path_segment, validate_id
 from pipeline.itwin.page_parsing import RawItem, RejectedItem
-from pipeline.itwin.paging import check_same_origin, next_href, normalize_next_link
+from pipeline.itwin.paging import checked_start_url, next_href, normalize_next_link
 from pipeline.itwin.ratelimit import RateLimiter
 from pipeline.itwin.settings import Settings
 from pipeline.itwin.stats import CallStats
@@ -125,29 +124,11 @@ class ExportApiClient:
         """
         segment = path_segment(connection_id, "connection_id")
         if start_url is not None:
-            url = self._checked_start(start_url, connection_id)
+            url = checked_start_url(start_url, self._channel.base_url, connection_id)
         else:
             params = {"$top": _page_size(page_size)} if page_size is not None else None
             url = self._channel.url(f"export/connections/{segment}/runs", params)
         return self._runs_pages(url, connection_id, stats or CallStats())
-
-    def _checked_start(self, start_url: str, connection_id: str) -> httpx.URL:
-        try:
-            url = self._channel.base_url.join(start_url)
-        except httpx.InvalidURL as exc:
-            raise PagingError(
-                message="refusing a start link that is not a URL",
-                code="InvalidStartLink",
-                connection_id=connection_id,
-            ) from exc
-        check_same_origin(url, self._channel.base_url, connection_id=connection_id)
-        if url.userinfo:  # would end up in log lines
-            raise PagingError(
-                message="refusing a start link that carries a user name or password",
-                code="CredentialsInNextLink",
-                connection_id=connection_id,
-            )
-        return url
 
     async def _runs_pages(
         self, url: httpx.URL, connection_id: str, stats: CallStats

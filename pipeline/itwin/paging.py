@@ -62,6 +62,26 @@ def check_same_origin(url: httpx.URL, base_url: httpx.URL, *, connection_id: str
         )
 
 
+def checked_start_url(start_url: str, base_url: httpx.URL, connection_id: str) -> httpx.URL:
+    """A kept next link to start a read from, refused as a next link there would be."""
+    try:
+        url = base_url.join(start_url)
+    except httpx.InvalidURL as exc:
+        raise PagingError(
+            message="refusing a start link that is not a URL",
+            code="InvalidStartLink",
+            connection_id=connection_id,
+        ) from exc
+    check_same_origin(url, base_url, connection_id=connection_id)
+    if url.userinfo:  # would end up in log lines
+        raise PagingError(
+            message="refusing a start link that carries a user name or password",
+            code="CredentialsInNextLink",
+            connection_id=connection_id,
+        )
+    return url
+
+
 def url_key(url: httpx.URL) -> tuple[Any, ...]:
     """A comparable form of a URL: origin, path and the decoded, sorted query pairs."""
     return (*origin_key(url), url.path, tuple(sorted(parse_qsl(url.query.decode("ascii")))))

@@ -1,23 +1,19 @@
 """What the collector reads and records besides runs: stored hashes, open runs, full
-passes of a connection's list, and the collection log."""
+passes of a connection's list, resume points and the collection log."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
-from pipeline.transform.schema import (
-    BOOKKEEPING_TABLES,
-    COLLECTION_LOG,
-    CONNECTIONS,
-    CORE_TABLES,
-    QUARANTINE,
-)
+from pipeline.transform.schema import COLLECTION_LOG, QUARANTINE
+from pipeline.warehouse.api_requests import RequestTimes
+from pipeline.warehouse.connections import ConnectionsTable
 from pipeline.warehouse.statements import (
     BATCH_TABLE,
     as_utc,
@@ -73,12 +69,9 @@ class RawText:
     source: str
 
 
-# Request times older than this are pruned: the hourly budget looks back 60 minutes.
-REQUEST_HISTORY = timedelta(minutes=65)
-
-
-class Bookkeeping:
-    """The collector's reads and writes over one DuckDB connection."""
+class CollectorReads:
+    """What a collection reads of what earlier ones stored: run hashes, open runs, when
+    each connection's list was last read whole, and where unfinished passes go on."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -121,9 +114,6 @@ class Bookkeeping:
         ).fetchall()
         return {str(cid): as_utc(at) for cid, at in rows}
 
-    def mark_full_pass(self, connection_id: str, at: datetime) -> None:
-        self.record_finished(full_passes=[(connection_id, at)])
-
     def resume_points(self, connection_ids: Sequence[str]) -> dict[str, ResumePoint]:
         """Each connection's stored resume point (connections without one, left out)."""
         rows = self.con.execute(
@@ -135,6 +125,17 @@ class Bookkeeping:
             str(cid): ResumePoint(str(cid), str(href), as_utc(started), as_utc(saved))
             for cid, href, started, saved in rows
         }
+
+
+class CollectionRecords:
+    """What a collection records besides runs: each connection's end (collection-log row,
+    full-pass mark, resume point) and raw texts kept beside loaded runs."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def mark_full_pass(self, connection_id: str, at: datetime) -> None:
+        self.record_finished(full_passes=[(connection_id, at)])
 
     def record_finished(
         self,
@@ -189,29 +190,6 @@ class Bookkeeping:
                     pa.Table.from_pylist(rows, COLLECTION_LOG),
                 )
 
-    def recent_requests(self, now: datetime) -> list[datetime]:
-        """When the API requests of the last hour started (earlier collections' included)."""
-        rows = self.con.execute(
-            "SELECT requested_at FROM api_requests WHERE requested_at >= ? ORDER BY 1",
-            [as_utc(now) - REQUEST_HISTORY],
-        ).fetchall()
-        return [as_utc(at) for (at,) in rows]
-
-    def record_requests(self, times: Sequence[datetime], now: datetime) -> None:
-        """Store request start times and drop those too old to count any more."""
-        with transaction(self.con):
-            execute(
-                self.con,
-                "DELETE FROM api_requests WHERE requested_at < ?",
-                [as_utc(now) - REQUEST_HISTORY],
-            )
-            if times:
-                execute(
-                    self.con,
-                    "INSERT INTO api_requests SELECT unnest(?::TIMESTAMPTZ[])",
-                    [[as_utc(t) for t in times]],
-                )
-
     def keep_raw_texts(self, rows: Sequence[RawText]) -> None:
         """Raw answer texts kept beside loaded runs (e.g. one that repeated a key), as
         quarantine rows whose source says why, so nothing the API sent is lost."""
@@ -237,71 +215,18 @@ class Bookkeeping:
             self.con, f"INSERT INTO quarantine ({names}) SELECT {names} FROM {BATCH_TABLE}", table
         )
 
-    def connection_fetch_times(self, connection_ids: Sequence[str]) -> dict[str, datetime | None]:
-        """When each known connection's details were last fetched (None: never); unknown
-        connections are left out."""
-        rows = self.con.execute(
-            "SELECT connection_id, fetched_at FROM connections "
-            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))",
-            [list(connection_ids)],
-        ).fetchall()
-        return {str(cid): None if at is None else as_utc(at) for cid, at in rows}
 
-    def save_connections(
-        self, details: Sequence[Mapping[str, object]], known_ids: Sequence[str] = ()
-    ) -> None:
-        """Connection details (rows of the `connections` schema) replacing what was stored,
-        and a bare row for each of `known_ids` not stored yet, in one transaction."""
-        with transaction(self.con):
-            if details:
-                rows = [dict(row) for row in details]
-                for row in rows:
-                    if row.get("fetched_at") is not None:
-                        row["fetched_at"] = as_utc(row["fetched_at"])
-                names = ", ".join(CONNECTIONS.names)
-                execute_reading(
-                    self.con,
-                    f"INSERT OR REPLACE INTO connections ({names}) "
-                    f"SELECT {names} FROM {BATCH_TABLE}",
-                    pa.Table.from_pylist(rows, CONNECTIONS),
-                )
-            if known_ids:
-                execute(
-                    self.con,
-                    "INSERT INTO connections (connection_id) SELECT DISTINCT id FROM "
-                    "(SELECT unnest(?::VARCHAR[]) AS id) WHERE id NOT IN "
-                    "(SELECT connection_id FROM connections)",
-                    [list(known_ids)],
-                )
+@dataclass(frozen=True)
+class Bookkeeping:
+    """The collector's tables besides runs, one part per job, over one DuckDB connection."""
 
-    def add_connections_with_runs(self) -> int:
-        """A bare `connections` row for every connection that has stored runs and none yet
-        (e.g. runs loaded from files); returns how many were added."""
-        before = int(first_value(self.con, "SELECT count(*) FROM connections") or 0)
-        with transaction(self.con):
-            execute(
-                self.con,
-                "INSERT INTO connections (connection_id) SELECT DISTINCT connection_id "
-                "FROM raw_latest WHERE connection_id NOT IN "
-                "(SELECT connection_id FROM connections)",
-            )
-        return int(first_value(self.con, "SELECT count(*) FROM connections") or 0) - before
+    reads: CollectorReads
+    records: CollectionRecords
+    connections: ConnectionsTable
+    requests: RequestTimes
 
-    def completed_last_runs(self, last_runs: Mapping[str, str]) -> set[str]:
-        """The connections (of connection id -> run id) whose given run is stored Completed."""
-        if not last_runs:
-            return set()
-        rows = self.con.execute(
-            "SELECT DISTINCT w.connection_id FROM raw_latest AS r JOIN "
-            "(SELECT unnest(?::VARCHAR[]) AS connection_id, unnest(?::VARCHAR[]) AS run_id) AS w "
-            "ON r.connection_id = w.connection_id AND r.run_id = w.run_id "
-            "WHERE r.state = 'Completed'",
-            [list(last_runs), list(last_runs.values())],
-        ).fetchall()
-        return {str(cid) for (cid,) in rows}
-
-    def table_counts(self) -> dict[str, int]:
-        return {
-            name: int(first_value(self.con, f"SELECT count(*) FROM {name}") or 0)
-            for name in (*CORE_TABLES, *BOOKKEEPING_TABLES)
-        }
+    @classmethod
+    def over(cls, con: duckdb.DuckDBPyConnection) -> Bookkeeping:
+        return cls(
+            CollectorReads(con), CollectionRecords(con), ConnectionsTable(con), RequestTimes(con)
+        )

@@ -1,4 +1,4 @@
-"""Atomic, set-based loads of flattened batches into the warehouse, and rebuilds from raw."""
+"""Atomic, set-based loads of flattened batches into the warehouse."""
 
 from __future__ import annotations
 
@@ -6,20 +6,17 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
-import duckdb
-import orjson
 import pyarrow as pa
 
-from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
+from pipeline.transform.flatten import FlatBatch
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse import load_sql as sql
-from pipeline.warehouse.builds import forget_builds, next_change_seq
+from pipeline.warehouse.changes import ChangeLog
 from pipeline.warehouse.statements import (
+    StatementRunner,
     changed_settings,
     execute,
-    execute_reading,
     first_value,
-    refuse_shadowing_table,
     transaction,
 )
 
@@ -61,12 +58,13 @@ def _add_counts(into: ConnectionLoadStats, other: ConnectionLoadStats) -> None:
 class RunLoader:
     """Loads batches over one DuckDB connection (not safe for concurrent use)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, given: Mapping[str, str]) -> None:
-        self.con = con
+    def __init__(
+        self, statements: StatementRunner, changes: ChangeLog, given: Mapping[str, str]
+    ) -> None:
+        self.statements = statements
+        self.con = statements.con
+        self.changes = changes
         self._given = given  # settings to restore as given (see changed_settings)
-        # A hook for tests: called with each statement's label before it runs.
-        self.between_statements: Callable[[str], None] | None = None
-        self._batch_name_checked = False
 
     def load(self, batch: FlatBatch) -> LoadStats:
         """Apply a batch in one transaction; on any failure nothing of it remains."""
@@ -117,12 +115,12 @@ class RunLoader:
         # batch costs what it changes, not what the history holds.
         kinds = {kind for _, kind, n in outcome if n}
         if kinds & {"new", "changed", "stale"}:
-            self._record_changes(batch.tables["runs"])
+            self.changes.record_changes(batch.tables["runs"])
         if kinds & {"new", "changed"}:
             self._replace_subtrees(batch.tables, kinds)
         self._record_versions(kinds, batch.raw)
         if batch.quarantine.num_rows:
-            self._run("INSERT quarantine", sql.INSERT_QUARANTINE, batch.quarantine)
+            self.statements.run("INSERT quarantine", sql.INSERT_QUARANTINE, batch.quarantine)
         return _stats(outcome, batch.quarantine)
 
     def classify(self, latest: pa.Table) -> list[tuple[str, str, int]]:
@@ -130,115 +128,42 @@ class RunLoader:
         stored = "raw_latest"
         if int(first_value(self.con, sql.STORED_RUNS_ESTIMATE) or 0) > sql.LOOKUP_ABOVE_STORED_RUNS:
             stored = "_stored"
-            self._run("clear stored", sql.CREATE_STORED)
+            self.statements.run("clear stored", sql.CREATE_STORED)
             run_ids = latest.column("run_id").to_pylist()
             for start in range(0, len(run_ids), sql.LOOKUP_IDS):
                 chunk = run_ids[start : start + sql.LOOKUP_IDS]
-                self._run("look up stored", sql.stored_versions_of(chunk))
-        self._run("classify", sql.CLASSIFY.format(stored=stored), latest)
+                self.statements.run("look up stored", sql.stored_versions_of(chunk))
+        self.statements.run("classify", sql.CLASSIFY.format(stored=stored), latest)
         rows = self.con.execute(sql.COUNT_OUTCOMES).fetchall()
         return [(str(c), str(o), int(n)) for c, o, n in rows]
 
-    def _record_changes(self, runs: pa.Table) -> None:
-        # Before the old rows go: a changed run's old start day is read from `runs`.
-        seq = next_change_seq(self.con)
-        self._run("record changes", sql.record_changes(seq), runs)
-
-    def delete_runs(self, keys: list[tuple[str, str]]) -> int:
-        """Delete runs wholly (their tasks, errors, jobs and raw versions), as if never
-        fetched; the days they leave are recorded for the next build. Returns how many."""
-        if not keys:
-            return 0
-        keys_table = pa.table(
-            {"connection_id": [k[0] for k in keys], "run_id": [k[1] for k in keys]}
-        )
-        with transaction(self.con):
-            self._run("keys to delete", sql.CREATE_DELETED, keys_table)
-            seq = next_change_seq(self.con)
-            self._run("record deletions", sql.record_deletions(seq))
-            for name in (*sql.DELETE_ORDER, "raw_runs", "raw_latest"):
-                self._run(f"DELETE {name}", sql.delete_listed(name))
-            return int(first_value(self.con, "SELECT count(*) FROM _deleted") or 0)
-
     def _replace_subtrees(self, tables: dict[str, pa.Table], kinds: set[str]) -> None:
         for name in sql.DELETE_ORDER if "changed" in kinds else ():
-            self._run(f"DELETE {name}", sql.delete_changed(name))
+            self.statements.run(f"DELETE {name}", sql.delete_changed(name))
         # The tables hold the batch's latest versions only, all classified: when every
         # one is new (a first load), every row goes in and the join would only cost.
         rows = "" if kinds == {"new"} else sql.of_runs("IN ('new', 'changed')")
         for name in CORE_TABLES:
-            self._run(f"INSERT {name}", sql.insert_from_batch(name, rows), tables[name])
+            self.statements.run(f"INSERT {name}", sql.insert_from_batch(name, rows), tables[name])
 
     def _record_versions(self, kinds: set[str], raw: pa.Table) -> None:
         # A new run has no version in raw_runs yet (raw_latest knows every run there), so
         # its versions skip the anti-join against the history. Others may be stored already.
         if raw.num_rows and "new" in kinds:
             rows = "" if kinds == {"new"} else sql.of_runs("= 'new'")
-            self._run("INSERT raw_runs new", sql.insert_from_batch("raw_runs", rows), raw)
+            self.statements.run("INSERT raw_runs new", sql.insert_from_batch("raw_runs", rows), raw)
         if raw.num_rows and kinds - {"new"}:
             rows = (
                 sql.of_runs("<> 'new'")
                 + " ANTI JOIN raw_runs r USING (connection_id, run_id, payload_hash)"
             )
-            self._run("INSERT raw_runs", sql.insert_from_batch("raw_runs", rows), raw)
+            self.statements.run("INSERT raw_runs", sql.insert_from_batch("raw_runs", rows), raw)
         if "changed" in kinds:
-            self._run("UPDATE raw_latest changed", sql.UPDATE_LATEST_CHANGED)
+            self.statements.run("UPDATE raw_latest changed", sql.UPDATE_LATEST_CHANGED)
         if "unchanged" in kinds:
-            self._run("UPDATE raw_latest unchanged", sql.UPDATE_LATEST_SEEN)
+            self.statements.run("UPDATE raw_latest unchanged", sql.UPDATE_LATEST_SEEN)
         if "new" in kinds:
-            self._run("INSERT raw_latest", sql.INSERT_LATEST)
-
-    def rebuild_from_raw(self, *, batch_runs: int = 5_000) -> LoadStats:
-        """Rebuild the four core tables from the latest raw version of every run, no API."""
-        reader = self.con.cursor()  # its own connection: streams while we write
-        try:
-            # A cursor starts on the default database, not the attached warehouse file.
-            reader.execute(f"USE {first_value(self.con, 'SELECT current_database()')}")
-            result = reader.sql(sql.LATEST_PAYLOADS).to_arrow_reader(batch_runs)
-            stats = LoadStats()
-            with transaction(self.con):
-                forget_builds(self.con)  # every table is rewritten: the next build is full
-                for name in sql.DELETE_ORDER:
-                    self._run(f"CLEAR {name}", f"DELETE FROM {name}")
-                for record_batch in result:
-                    stats.add(self._insert_rebuilt(record_batch))
-            return stats
-        finally:
-            reader.close()
-
-    def _insert_rebuilt(self, record_batch: pa.RecordBatch) -> LoadStats:
-        batch = _flattened_payloads(record_batch)
-        for name in CORE_TABLES:
-            self._run(f"INSERT {name}", sql.insert_from_batch(name), batch.tables[name])
-        self._run("INSERT quarantine", sql.INSERT_QUARANTINE, batch.quarantine)
-        stats = LoadStats()
-        for cid in batch.tables["runs"].column("connection_id").to_pylist():
-            stats.connections.setdefault(cid, ConnectionLoadStats()).new += 1
-        return stats
-
-    def _run(self, label: str, statement: str, table: pa.Table | None = None) -> None:
-        """One statement; `table`: the Arrow table it reads as BATCH_TABLE."""
-        if self.between_statements is not None:
-            self.between_statements(label)
-        if table is None:
-            execute(self.con, statement)
-            return
-        if not self._batch_name_checked:
-            refuse_shadowing_table(self.con)
-            self._batch_name_checked = True
-        execute_reading(self.con, statement, table)
-
-
-def _flattened_payloads(record_batch: pa.RecordBatch) -> FlatBatch:
-    """Stored versions (connection_id, payload, fetched_at) flattened again."""
-    columns = record_batch.to_pydict()
-    runs = [
-        FetchedRun(cid, orjson.loads(payload), at)
-        for cid, payload, at in zip(
-            columns["connection_id"], columns["payload"], columns["fetched_at"], strict=True
-        )
-    ]
-    return flatten_runs(runs)
+            self.statements.run("INSERT raw_latest", sql.INSERT_LATEST)
 
 
 def _stats(outcome: list[tuple[str, str, int]], quarantine: pa.Table) -> LoadStats:

@@ -6,7 +6,7 @@ earlier statements of a multi-statement string even when a later one fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -91,3 +91,25 @@ def as_utc(at: Any) -> datetime:
     if not isinstance(at, datetime):
         raise TypeError(f"expected a datetime, got {type(at).__name__}")
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+class StatementRunner:
+    """Runs a load's statements by label over one connection (not safe for concurrent use)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        # A hook for tests: called with each statement's label before it runs.
+        self.between_statements: Callable[[str], None] | None = None
+        self._batch_name_checked = False
+
+    def run(self, label: str, statement: str, table: pa.Table | None = None) -> None:
+        """One statement; `table`: the Arrow table it reads as BATCH_TABLE."""
+        if self.between_statements is not None:
+            self.between_statements(label)
+        if table is None:
+            execute(self.con, statement)
+            return
+        if not self._batch_name_checked:
+            refuse_shadowing_table(self.con)
+            self._batch_name_checked = True
+        execute_reading(self.con, statement, table)

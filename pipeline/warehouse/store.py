@@ -14,10 +14,13 @@ from pathlib import Path
 import duckdb
 
 from pipeline.errors import ITwinRunsError
+from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES
 from pipeline.warehouse.bookkeeping import Bookkeeping
+from pipeline.warehouse.changes import ChangeLog
 from pipeline.warehouse.ddl import create_all_tables
 from pipeline.warehouse.loader import RunLoader
-from pipeline.warehouse.statements import execute
+from pipeline.warehouse.rewrites import RunRewriter
+from pipeline.warehouse.statements import StatementRunner, execute, first_value
 
 # DuckDB caches up to 80% of RAM by default; every connection of ours is held to this so
 # memory is bounded by a batch (DuckDB spills beyond it), not by the history.
@@ -56,10 +59,12 @@ class WarehouseFileError(ITwinRunsError):
 
 @dataclass(frozen=True)
 class Warehouse:
-    """One open warehouse: its connection, what loads batches, what the collector asks."""
+    """One open warehouse: its connection, what loads batches, what rewrites stored runs,
+    what the collector asks."""
 
     con: duckdb.DuckDBPyConnection
     loader: RunLoader
+    rewriter: RunRewriter
     bookkeeping: Bookkeeping
 
     @classmethod
@@ -71,7 +76,21 @@ class Warehouse:
         _add_missing_columns(con)
         # DuckDB shows its memory limit rounded down, so it is restored as given.
         given = {"memory_limit": memory_limit} if memory_limit else {}
-        return cls(con, RunLoader(con, given), Bookkeeping(con))
+        statements = StatementRunner(con)
+        changes = ChangeLog(statements)
+        return cls(
+            con,
+            RunLoader(statements, changes, given),
+            RunRewriter(statements, changes),
+            Bookkeeping.over(con),
+        )
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows in each core and bookkeeping table."""
+        return {
+            name: int(first_value(self.con, f"SELECT count(*) FROM {name}") or 0)
+            for name in (*CORE_TABLES, *BOOKKEEPING_TABLES)
+        }
 
 
 @contextmanager

@@ -294,13 +294,13 @@ def test_upper_case_ids_configured_and_discovered_are_one_connection(tmp_path: P
 def test_connections_known_only_from_runs_get_a_row_without_details(tmp_path: Path) -> None:
     with open_warehouse(tmp_path / "warehouse.duckdb") as warehouse:
         load_runs(warehouse, [run("r1"), run("r2")], conn="from-a-file")
-        warehouse.bookkeeping.save_connections(
+        warehouse.bookkeeping.connections.save_connections(
             [], known_ids=["configured-1", "configured-1", "from-a-file"]
         )
-        assert warehouse.bookkeeping.add_connections_with_runs() == 0  # already known
+        assert warehouse.bookkeeping.connections.add_connections_with_runs() == 0  # already known
         load_runs(warehouse, [run("r3")], conn="another-file")
-        assert warehouse.bookkeeping.add_connections_with_runs() == 1
-        assert warehouse.bookkeeping.add_connections_with_runs() == 0
+        assert warehouse.bookkeeping.connections.add_connections_with_runs() == 1
+        assert warehouse.bookkeeping.connections.add_connections_with_runs() == 0
         rows = warehouse.con.execute(
             "select connection_id, display_name, fetched_at from connections order by 1"
         ).fetchall()

@@ -32,7 +32,9 @@ def test_request_times_are_stored_as_the_collection_goes_and_old_ones_pruned(
         return int(warehouse.con.execute("select count(*) from api_requests").fetchall()[0][0])
 
     with open_warehouse(tmp_path / "w.duckdb") as warehouse:
-        warehouse.bookkeeping.record_requests([NOW - timedelta(hours=2)], NOW - timedelta(hours=2))
+        warehouse.bookkeeping.requests.record_requests(
+            [NOW - timedelta(hours=2)], NOW - timedelta(hours=2)
+        )
         gate = WarehouseGate(warehouse)
         seen_during: list[int] = []
 
@@ -48,7 +50,7 @@ def test_request_times_are_stored_as_the_collection_goes_and_old_ones_pruned(
 
         asyncio.run(main())
         assert seen_during[-1] == 2  # stored before the end, the 2-hour-old one pruned
-        assert warehouse.bookkeeping.recent_requests(NOW) == [
+        assert warehouse.bookkeeping.requests.recent_requests(NOW) == [
             NOW - timedelta(seconds=5),
             NOW - timedelta(seconds=4),
             NOW,

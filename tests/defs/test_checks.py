@@ -118,7 +118,7 @@ def test_a_stuck_run_is_named_by_its_connection(warehouse: WarehouseResource) ->
         stuck = run("r-stuck", state="Executing", result="")
         stuck["startDateTime"] = old
         load_runs(store, [stuck, run("r-done")], conn="c-blocked")
-        store.bookkeeping.save_connections(
+        store.bookkeeping.connections.save_connections(
             [
                 {
                     "connection_id": "c-blocked",

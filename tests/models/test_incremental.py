@@ -90,9 +90,9 @@ class _Pair:
                 older = self.clock - timedelta(days=60)
                 w.loader.load(flatten_runs([FetchedRun(c, _payload(r, s), older)]))
             elif op == "delete":
-                w.loader.delete_runs(list(arg))
+                w.rewriter.delete_runs(list(arg))
             elif op == "rebuild":
-                w.loader.rebuild_from_raw()
+                w.rewriter.rebuild_from_raw()
             elif op == "catalog":  # the catalogue decides fixability when the API is silent
                 w.con.execute("delete from error_catalog")
                 w.con.execute(

@@ -124,7 +124,7 @@ def main() -> int:
         settings.data_dir / "warehouse.duckdb", lock_timeout_s=lock_timeout
     ) as warehouse:
         print("opened", flush=True)
-        warehouse.loader.between_statements = lambda label: reached("load")
+        warehouse.loader.statements.between_statements = lambda label: reached("load")
         result = asyncio.run(collect(settings, warehouse))
         build_models(warehouse.con)
         reports = settings.data_dir / "reports"

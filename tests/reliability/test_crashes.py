@@ -157,7 +157,7 @@ def after_crash_problems(data_dir: Path, w: World) -> list[str]:
     problems: list[str] = []
     try:
         with open_warehouse(path, lock_timeout_s=10) as reopened:
-            reopened.bookkeeping.table_counts()
+            reopened.table_counts()
     except Exception as exc:  # the point: it must open without manual repair
         return [f"does not reopen: {exc!r}"]
     problems += integrity_problems(path)

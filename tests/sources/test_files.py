@@ -23,7 +23,7 @@ def w() -> Warehouse:
 
 
 def counts(w: Warehouse) -> dict[str, int]:
-    return w.bookkeeping.table_counts()
+    return w.table_counts()
 
 
 def test_a_folder_of_pages_loads_in_batches_and_twice_changes_nothing(

@@ -69,4 +69,4 @@ def test_a_second_process_gets_a_clear_error_after_a_bounded_wait(tmp_path: Path
         child.kill()
         child.wait(timeout=30)
     with open_warehouse(path, lock_timeout_s=5.0) as w:  # free again once the holder is gone
-        assert w.bookkeeping.table_counts()["runs"] == 0
+        assert w.table_counts()["runs"] == 0

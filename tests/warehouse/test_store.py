@@ -74,23 +74,24 @@ def test_a_run_that_completes_gains_tasks_and_loses_an_error_is_replaced_exactly
         (0,)
     ]
     assert w.con.execute("SELECT count(*) FROM raw_runs WHERE run_id = 'r1'").fetchall() == [(2,)]
-    assert w.bookkeeping.open_runs_by_connection(["c1"]).get("c1", []) == []
+    assert w.bookkeeping.reads.open_runs_by_connection(["c1"]).get("c1", []) == []
 
 
 def test_open_runs_hashes_and_counts(w: Warehouse) -> None:
     runs = [run("r1", state="Executing"), run("r2"), {"id": "r3", "jobs": []}]
     load(w, runs)
-    assert w.bookkeeping.open_runs_by_connection(["c1"]).get("c1", []) == [
+    assert w.bookkeeping.reads.open_runs_by_connection(["c1"]).get("c1", []) == [
         "r1",
         "r3",
     ]  # a missing state is not Completed
     assert (
-        w.bookkeeping.stored_run_count("c1") == 3 and w.bookkeeping.stored_run_count("other") == 0
+        w.bookkeeping.reads.stored_run_count("c1") == 3
+        and w.bookkeeping.reads.stored_run_count("other") == 0
     )
     from pipeline.transform.flatten import payload_hash
 
-    assert w.bookkeeping.latest_hashes("c1", ["r1", "zz"]) == {"r1": payload_hash(runs[0])}
-    assert w.bookkeeping.latest_hashes("c1", []) == {}
+    assert w.bookkeeping.reads.latest_hashes("c1", ["r1", "zz"]) == {"r1": payload_hash(runs[0])}
+    assert w.bookkeeping.reads.latest_hashes("c1", []) == {}
 
 
 def test_an_older_fetch_never_replaces_a_newer_version(w: Warehouse) -> None:
@@ -130,7 +131,7 @@ def test_rebuild_from_raw_equals_the_direct_load(w: Warehouse) -> None:
         r["jobs"] = r["jobs"][:1]
     load(w, changed, at=T + timedelta(hours=1))
     expected = snapshot(w, tuple(CORE_TABLES))
-    stats = w.loader.rebuild_from_raw(batch_runs=7)
+    stats = w.rewriter.rebuild_from_raw(batch_runs=7)
     assert stats.total().new == 40
     assert snapshot(w, tuple(CORE_TABLES)) == expected
 
@@ -143,14 +144,14 @@ def test_a_load_failing_midway_leaves_the_previous_state(w: Warehouse) -> None:
         if label == "INSERT tasks":
             raise RuntimeError("injected")
 
-    w.loader.between_statements = explode
+    w.loader.statements.between_statements = explode
     changed = random_runs(20, seed=1)
     for r in changed:
         r["state"] = "Executing"
     with pytest.raises(RuntimeError, match="injected"):
         load(w, [*changed, *random_runs(5, seed=9)], at=T + timedelta(hours=1))
     assert snapshot(w) == before
-    w.loader.between_statements = None
+    w.loader.statements.between_statements = None
     stats = load(w, changed, at=T + timedelta(hours=1)).for_connection("c1")
     assert stats.changed == 20
 
@@ -170,10 +171,10 @@ def test_strings_are_stored_byte_exact(w: Warehouse) -> None:
 
 
 def test_full_pass_and_collection_log(w: Warehouse) -> None:
-    assert w.bookkeeping.last_full_passes(["c1"]).get("c1") is None
-    w.bookkeeping.mark_full_pass("c1", T)
-    w.bookkeeping.mark_full_pass("c1", T + timedelta(hours=1))
-    assert w.bookkeeping.last_full_passes(["c1"]).get("c1") == T + timedelta(hours=1)
+    assert w.bookkeeping.reads.last_full_passes(["c1"]).get("c1") is None
+    w.bookkeeping.records.mark_full_pass("c1", T)
+    w.bookkeeping.records.mark_full_pass("c1", T + timedelta(hours=1))
+    assert w.bookkeeping.reads.last_full_passes(["c1"]).get("c1") == T + timedelta(hours=1)
     entry = CollectionLogEntry(
         "col1",
         "c1",
@@ -186,29 +187,32 @@ def test_full_pass_and_collection_log(w: Warehouse) -> None:
         requests=2,
         throttled_429=1,
     )
-    w.bookkeeping.record_finished(log_entries=[entry])
+    w.bookkeeping.records.record_finished(log_entries=[entry])
     row = w.con.execute(
         "SELECT outcome, http_status, error_code, throttled_429 FROM collection_log"
     ).fetchall()
     assert row == [("failed", 403, "InsufficientPermissions", 1)]
-    assert w.bookkeeping.table_counts()["collection_log"] == 1
+    assert w.table_counts()["collection_log"] == 1
 
 
 def test_bookkeeping_of_many_connections_at_once(w: Warehouse) -> None:
     load(w, [run("r1", state="Executing"), run("r2")])
     load(w, [run("r9", state="Queued")], conn="c2")
-    assert w.bookkeeping.open_runs_by_connection(["c1", "c2", "c3"]) == {"c1": ["r1"], "c2": ["r9"]}
-    assert w.bookkeeping.open_runs_by_connection([]) == {}
+    assert w.bookkeeping.reads.open_runs_by_connection(["c1", "c2", "c3"]) == {
+        "c1": ["r1"],
+        "c2": ["r9"],
+    }
+    assert w.bookkeeping.reads.open_runs_by_connection([]) == {}
     entries = [
         CollectionLogEntry("col", cid, T, T + timedelta(seconds=1), "ok", pages=n)
         for n, cid in enumerate(["c1", "c2", "c3"])
     ]
     later = T + timedelta(hours=2)
-    w.bookkeeping.record_finished(
+    w.bookkeeping.records.record_finished(
         full_passes=[("c1", T), ("c2", T), ("c1", later)], log_entries=entries
     )
     # A later mark of the same connection wins; a connection never read whole is absent.
-    assert w.bookkeeping.last_full_passes(["c1", "c2", "c3"]) == {"c1": later, "c2": T}
+    assert w.bookkeeping.reads.last_full_passes(["c1", "c2", "c3"]) == {"c1": later, "c2": T}
     rows = w.con.execute(
         "SELECT connection_id, pages, started_at FROM collection_log ORDER BY connection_id"
     ).fetchall()
@@ -218,11 +222,11 @@ def test_bookkeeping_of_many_connections_at_once(w: Warehouse) -> None:
 def test_bookkeeping_is_one_transaction(w: Warehouse) -> None:
     bad = CollectionLogEntry("col", "c1", T, T, "ok", pages=2**70)  # overflows BIGINT
     with pytest.raises(Exception, match=r"(?i)overflow|out of range|conver"):
-        w.bookkeeping.record_finished(full_passes=[("c1", T)], log_entries=[bad])
+        w.bookkeeping.records.record_finished(full_passes=[("c1", T)], log_entries=[bad])
     assert (
-        w.bookkeeping.last_full_passes(["c1"]).get("c1") is None
+        w.bookkeeping.reads.last_full_passes(["c1"]).get("c1") is None
     )  # the mark written first was rolled back
-    assert w.bookkeeping.table_counts()["collection_log"] == 0
+    assert w.table_counts()["collection_log"] == 0
 
 
 def test_warehouse_file_is_written_with_small_row_groups(tmp_path: Any) -> None:
@@ -248,7 +252,7 @@ def test_warehouse_on_an_existing_file_reopens_read_only(tmp_path: Any) -> None:
     load(Warehouse.over(con), [run("r1")])
     con.close()
     ro = duckdb.connect(str(path), read_only=True)
-    assert Warehouse.over(ro).bookkeeping.table_counts()["runs"] == 1
+    assert Warehouse.over(ro).table_counts()["runs"] == 1
     ro.close()
 
 
@@ -319,14 +323,14 @@ def test_a_failing_group_is_rolled_back_whole_and_earlier_groups_stay(w: Warehou
             if w_calls["n"] == 4:
                 raise RuntimeError("injected")
 
-    w.loader.between_statements = explode_on_the_fourth_batch
+    w.loader.statements.between_statements = explode_on_the_fourth_batch
     with (
         pytest.raises(RuntimeError, match="injected"),
         w.loader.grouped_loads(10, lambda s: committed.append(s.total().new)) as add,
     ):
         for start in range(0, 20, 5):
             add(batch_of(runs[start : start + 5]))
-    w.loader.between_statements = None
+    w.loader.statements.between_statements = None
     assert committed == [10]  # the first group; the third batch's group is gone whole
     assert w.con.execute("SELECT count(*) FROM runs").fetchall() == [(10,)]
     assert w.con.execute("SELECT count(*) FROM raw_latest").fetchall() == [(10,)]
@@ -379,7 +383,7 @@ def test_classifying_by_index_lookups_loads_exactly_what_the_join_loads(
     monkeypatch.setattr(load_sql, "LOOKUP_IDS", 7)  # several lookups per batch
     looked_up = Warehouse.over(duckdb.connect())
     labels: list[str] = []
-    looked_up.loader.between_statements = labels.append
+    looked_up.loader.statements.between_statements = labels.append
     assert history(looked_up) == by_join
     assert "look up stored" in labels
     assert snapshot(looked_up) == snapshot(joined)
