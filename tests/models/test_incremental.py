@@ -127,6 +127,7 @@ def test_incremental_builds_equal_full_rebuilds(steps: list[tuple[str, Any]]) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 150 sequences outlast the suite's default
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operations, min_size=1, max_size=10))
 def test_incremental_builds_equal_full_rebuilds_over_many_sequences(
