@@ -7,6 +7,9 @@ from typing import Any
 
 import httpx
 
+from pipeline.itwin.settings import Settings
+from pipeline.warehouse.store import open_warehouse
+
 BASE = "https://api.test"
 CONN = "conn-1"
 
@@ -20,3 +23,8 @@ def json_answer(status: int, body: dict[str, Any]) -> httpx.Response:
 def connection_answer(connection_id: str) -> httpx.Response:
     """`GET /export/connections/{id}`: the details a configured connection is read with."""
     return json_answer(200, {"connection": {"id": connection_id, "displayName": "One"}})
+
+
+def stored(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
+        return warehouse.con.execute(sql).fetchall()

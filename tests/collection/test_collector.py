@@ -4,18 +4,16 @@ open runs refreshed, vanished runs kept, full-pass marks deferred while a read i
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from pipeline.collection import CollectionResult, Collector
 from pipeline.collection.bookkeeping import LONG_AGO
 from pipeline.itwin.client import ExportApiClient
-from pipeline.itwin.settings import Secret, Settings
+from pipeline.itwin.settings import Settings
 from pipeline.warehouse.store import open_warehouse
-from tests.collection.scripted import BASE, CONN, connection_answer, json_answer
+from tests.collection.scripted import BASE, CONN, connection_answer, json_answer, stored
 from tests.transform.builders import run
 
 
@@ -52,17 +50,6 @@ class ScriptedApi:
         return json_answer(200, body)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        base_url=BASE,
-        access_token=Secret("token"),
-        connection_ids=(CONN,),
-        rate_limit_per_minute=60_000,
-        data_dir=tmp_path,
-    )
-
-
 def collect(settings: Settings, api: ScriptedApi, batch_runs: int = 2_000) -> CollectionResult:
     async def main() -> CollectionResult:
         async with ExportApiClient(settings, transport=httpx.MockTransport(api)) as client:
@@ -70,11 +57,6 @@ def collect(settings: Settings, api: ScriptedApi, batch_runs: int = 2_000) -> Co
 
     with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
         return asyncio.run(main())
-
-
-def stored(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
-        return warehouse.con.execute(sql).fetchall()
 
 
 def test_an_open_run_off_the_pages_read_is_fetched_again(settings: Settings) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import gzip
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,10 +17,10 @@ from pipeline.collection import CollectionResult, Collector
 from pipeline.collection import collect as collect_all
 from pipeline.collection.bookkeeping import LONG_AGO
 from pipeline.itwin.client import ExportApiClient
-from pipeline.itwin.settings import Secret, Settings
+from pipeline.itwin.settings import Settings
 from pipeline.summary import read_summary
 from pipeline.warehouse.store import open_warehouse
-from tests.collection.scripted import BASE, CONN, connection_answer
+from tests.collection.scripted import BASE, CONN, connection_answer, stored
 from tests.transform.builders import run
 
 UPPER = "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE"
@@ -74,17 +73,6 @@ def _throttled() -> httpx.Response:
     return httpx.Response(429, content=body, headers={"Retry-After": "1800"})
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        base_url=BASE,
-        access_token=Secret("token"),
-        connection_ids=(CONN,),
-        rate_limit_per_minute=60_000,
-        data_dir=tmp_path,
-    )
-
-
 def collect(settings: Settings, api: HostileApi, batch_runs: int = 2_000) -> CollectionResult:
     async def main() -> CollectionResult:
         async with ExportApiClient(settings, transport=httpx.MockTransport(api)) as client:
@@ -92,11 +80,6 @@ def collect(settings: Settings, api: HostileApi, batch_runs: int = 2_000) -> Col
 
     with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
         return asyncio.run(main())
-
-
-def stored(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
-        return warehouse.con.execute(sql).fetchall()
 
 
 def run_ids(settings: Settings) -> list[str]:

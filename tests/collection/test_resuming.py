@@ -16,10 +16,10 @@ import pytest
 from pipeline.collection import CollectionResult, Collector
 from pipeline.itwin.client import ExportApiClient
 from pipeline.itwin.errors import PagingError
-from pipeline.itwin.settings import Secret, Settings
+from pipeline.itwin.settings import Settings
 from pipeline.warehouse.bookkeeping import ResumePoint
 from pipeline.warehouse.store import open_warehouse
-from tests.collection.scripted import BASE, CONN, connection_answer, json_answer
+from tests.collection.scripted import BASE, CONN, connection_answer, json_answer, stored
 from tests.transform.builders import run
 
 T = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -52,17 +52,6 @@ class SkipApi:
         return json_answer(200, body)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        base_url=BASE,
-        access_token=Secret("token"),
-        connection_ids=(CONN,),
-        rate_limit_per_minute=60_000,
-        data_dir=tmp_path,
-    )
-
-
 def budgeted(settings: Settings, per_hour: int) -> Settings:
     # A wait for the hourly budget is far longer than 1 s: the collection stops at once.
     return dataclasses.replace(settings, rate_limit_per_hour=per_hour, max_wait_s=1.0)
@@ -77,11 +66,6 @@ def collect(settings: Settings, api: SkipApi, at: datetime) -> CollectionResult:
 
     with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
         return asyncio.run(main())
-
-
-def stored(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
-        return warehouse.con.execute(sql).fetchall()
 
 
 def resume_point(settings: Settings) -> ResumePoint | None:
