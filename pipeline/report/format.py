@@ -67,7 +67,7 @@ def moment(value: object) -> str:
 
 
 def duration(seconds: object) -> str:
-    """Seconds as "45 s", "12 min 5 s" or "3 h 20 min"."""
+    """Seconds in the two largest units that fit (s; min and s; h and min)."""
     value = _as_float(seconds)
     if value is None:
         return MISSING

@@ -92,7 +92,7 @@ class RunLoader:
 
     @contextmanager
     def bulk(self, checkpoint_every: str = "1GB", memory_limit: str = "256MB") -> Iterator[None]:
-        """Many loads in a row: checkpoint by the given WAL size instead of DuckDB's 16 MB.
+        """Many loads in a row: checkpoint by the given WAL size, not DuckDB's small default.
 
         A checkpoint rewrites each table's last, partly filled row group, so frequent ones
         rewrite the same raw payloads again and again; the last runs on the way out. One
