@@ -21,7 +21,7 @@ from pipeline.report.durations import duration_section
 from pipeline.report.format import count, esc, percent
 from pipeline.report.places import connections_section, imodel_section, itwin_section
 from pipeline.report.trend import daily_section, verdict, what_changed_section
-from pipeline.warehouse.export import atomic_write_bytes
+from pipeline.warehouse.export import atomic_write_bytes, remove_stale_temp_files
 
 DEFAULT_TITLE = "iTwin export runs: why exports fail"
 
@@ -217,6 +217,12 @@ def write_html_report(
     title: str = DEFAULT_TITLE,
     generated_at: datetime | None = None,
 ) -> Path:
-    """Render the report from the built models and write it to `path` atomically."""
+    """Render the report from the built models and write it to `path` atomically.
+
+    Temp files a killed earlier write left beside `path` are removed first, as the
+    Parquet export does for its files.
+    """
     page = render_html(con, title=title, generated_at=generated_at or datetime.now(UTC))
-    return atomic_write_bytes(Path(path), page.encode("utf-8"))
+    path = Path(path)
+    remove_stale_temp_files(path.parent, [path.name])
+    return atomic_write_bytes(path, page.encode("utf-8"))

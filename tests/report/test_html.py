@@ -167,3 +167,14 @@ def test_day_chart_breaks_at_missing_values_and_small_samples() -> None:
 )
 def test_ticks(top: float, integer: bool, expected: list[float]) -> None:
     assert ticks(top, integer=integer) == pytest.approx(expected)
+
+
+def test_a_killed_earlier_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    # What `kill -9` in the middle of atomic_write leaves: a dot-named temp beside the page.
+    stale = tmp_path / ".report.html.0123456789abcdef.tmp"
+    stale.write_bytes(b"<!doctype html><html><body>half")
+    other = tmp_path / ".failure_daily.parquet.0123.tmp"  # not the page's: left alone here
+    other.write_bytes(b"x")
+    render(mixed_warehouse().build(), tmp_path)
+    assert not stale.exists()
+    assert other.exists()
