@@ -18,7 +18,7 @@ import httpx
 from pipeline.collection.bookkeeping import Bookkeeper, FullRead
 from pipeline.collection.connections import ConnectionBook
 from pipeline.collection.fetching import as_api_error, discover_connections
-from pipeline.collection.loading import RunLoader, WarehouseGate
+from pipeline.collection.loading import CollectedRunsWriter, WarehouseGate
 from pipeline.collection.open_runs import OpenRunRefresher
 from pipeline.collection.page_reader import PageReader
 from pipeline.collection.paging import choose_mode
@@ -69,7 +69,7 @@ class Collector:
         self.force_full = force_full
         self.collection_id = uuid.uuid4().hex
         self._gate = WarehouseGate(warehouse)
-        self._loader = RunLoader(self._gate)
+        self._loader = CollectedRunsWriter(self._gate)
         self._books = Bookkeeper(self._gate, self.collection_id)
         self._tasks: list[asyncio.Task[ConnectionResult]] = []
         self.stopped_because: str | None = None

@@ -50,13 +50,25 @@ class _Handed(Generic[T]):
     done: asyncio.Future[Any]
 
 
+async def _unchanged(items: list[Any]) -> Any:
+    return items
+
+
 class MergingWriter(Generic[T, R]):
     """A queue with one consumer that writes everything queued so far in one call.
 
-    Use as `async with`: leaving stops the consumer and fails whatever is still queued.
+    With a `prepare` step, the next batch is prepared while the previous one is still
+    being written (writes stay in hand-over order): flattening in Python and loading in
+    DuckDB then use both cores. Use as `async with`: leaving stops the consumer and
+    fails whatever is still queued.
     """
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[R]]) -> None:
+    def __init__(
+        self,
+        write: Callable[[Any], Awaitable[R]],
+        prepare: Callable[[list[T]], Awaitable[Any]] = _unchanged,
+    ) -> None:
+        self._prepare = prepare
         self._write = write
         self._queue: asyncio.Queue[_Handed[T]] = asyncio.Queue()
         self._consumer: asyncio.Task[None] | None = None
@@ -98,57 +110,77 @@ class MergingWriter(Generic[T, R]):
         return await self.hand_over(items)
 
     async def _consume(self) -> None:
-        while True:
-            taken = [await self._queue.get()]
-            while not self._queue.empty():
-                taken.append(self._queue.get_nowait())
-            try:
-                outcome = await self._write([item for h in taken for item in h.items])
-            except BaseException as exc:  # every waiting connection sees the failure
-                _settle(taken, exc=exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                _settle(taken, outcome=outcome)
-            finally:
-                self.waiting -= sum(len(h.items) for h in taken)
-                for _ in taken:
-                    self._queue.task_done()
+        writing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                taken = [await self._queue.get()]
+                while not self._queue.empty():
+                    taken.append(self._queue.get_nowait())
+                try:
+                    prepared = await self._prepare([item for h in taken for item in h.items])
+                except BaseException as exc:
+                    self._settle(taken, exc=exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(self._write_and_settle(taken, prepared))
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
 
-
-def _settle(
-    taken: list[_Handed[Any]], outcome: Any = None, exc: BaseException | None = None
-) -> None:
-    for handed in taken:
-        if handed.done.done():
-            continue  # its connection was cancelled meanwhile
-        if isinstance(exc, asyncio.CancelledError):
-            handed.done.cancel()
-        elif exc is not None:
-            handed.done.set_exception(exc)
+    async def _write_and_settle(self, taken: list[_Handed[T]], prepared: Any) -> None:
+        try:
+            outcome = await self._write(prepared)
+        except BaseException as exc:  # every waiting connection sees the failure
+            self._settle(taken, exc=exc)
+            if not isinstance(exc, Exception):
+                raise
         else:
-            handed.done.set_result(outcome)
+            self._settle(taken, outcome=outcome)
+
+    def _settle(
+        self, taken: list[_Handed[T]], outcome: Any = None, exc: BaseException | None = None
+    ) -> None:
+        for handed in taken:
+            if handed.done.done():
+                pass  # its connection was cancelled meanwhile
+            elif isinstance(exc, asyncio.CancelledError):
+                handed.done.cancel()
+            elif exc is not None:
+                handed.done.set_exception(exc)
+            else:
+                handed.done.set_result(outcome)
+            self.waiting -= len(handed.items)
+            self._queue.task_done()
 
 
 # What a connection hands over: runs, and answers it could not read (quarantined).
 Handed = FetchedRun | Rejected
 
 
-def _flatten(items: Sequence[Handed]) -> Any:
+def _flatten_handed(items: Sequence[Handed]) -> Any:
     # Looked up when called: crash trials replace `flatten_runs` to kill the process.
     runs = [i for i in items if isinstance(i, FetchedRun)]
     rejected = [i for i in items if isinstance(i, Rejected)]
     return flatten_runs(runs, rejected) if rejected else flatten_runs(runs)
 
 
-class RunLoader(MergingWriter[Handed, LoadStats]):
-    """Flattens and loads what connections hand over, in one transaction per write."""
+class CollectedRunsWriter(MergingWriter[Handed, LoadStats]):
+    """Flattens and loads what connections hand over, in one transaction per write.
+
+    Flattening needs no warehouse, so it runs outside the gate: reads go on meanwhile,
+    and the next batch is flattened while the previous one loads.
+    """
 
     def __init__(self, gate: WarehouseGate) -> None:
-        super().__init__(self._flatten_and_load)
+        super().__init__(self._load, prepare=self._flatten)
         self._gate = gate
 
-    async def _flatten_and_load(self, runs: list[Handed]) -> LoadStats:
-        # Flattened before taking the warehouse: it needs none, so reads go on meanwhile.
-        batch = await asyncio.to_thread(_flatten, runs)
+    async def _flatten(self, runs: list[Handed]) -> Any:
+        return await asyncio.to_thread(_flatten_handed, runs)
+
+    async def _load(self, batch: Any) -> LoadStats:
         return await self._gate.call(self._gate.warehouse.loader.load, batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pipeline.collection.bookkeeping import Bookkeeper
 from pipeline.collection.fetching import fetch_runs
-from pipeline.collection.loading import Handed, RunLoader
+from pipeline.collection.loading import CollectedRunsWriter, Handed
 from pipeline.collection.results import ConnectionResult
 from pipeline.itwin.client import ExportApiClient
 from pipeline.itwin.errors import InvalidIdError
@@ -18,7 +18,7 @@ class OpenRunRefresher:
     def __init__(
         self,
         client: ExportApiClient,
-        loader: RunLoader,
+        loader: CollectedRunsWriter,
         books: Bookkeeper,
         batch_runs: int,
     ) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from pipeline.collection.bookkeeping import Bookkeeper, FullRead
-from pipeline.collection.loading import Handed, RunLoader, WarehouseGate
+from pipeline.collection.loading import CollectedRunsWriter, Handed, WarehouseGate
 from pipeline.collection.odd_answers import duplicate_key_texts, rejected_runs
 from pipeline.collection.paging import PageWalk, page_is_unchanged, run_id
 from pipeline.collection.results import ConnectionResult, Progress
@@ -32,7 +32,7 @@ class PageReader:
         self,
         client: ExportApiClient,
         gate: WarehouseGate,
-        loader: RunLoader,
+        loader: CollectedRunsWriter,
         books: Bookkeeper,
         progress: Progress,
         stopped_because: Callable[[], str | None],

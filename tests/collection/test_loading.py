@@ -125,3 +125,56 @@ def test_handing_over_to_a_writer_not_running_says_how_to_use_it() -> None:
 
     with pytest.raises(RuntimeError, match="async with"):
         asyncio.run(main())
+
+
+def test_the_next_batch_is_prepared_while_the_previous_one_is_written() -> None:
+    events: list[str] = []
+
+    async def main() -> None:
+        first_write_may_end = asyncio.Event()
+
+        async def prepare(batch: list[FetchedRun]) -> list[FetchedRun]:
+            events.append("prepare " + batch[0].connection_id)
+            return batch
+
+        async def write(batch: list[FetchedRun]) -> LoadStats:
+            name = batch[0].connection_id
+            events.append("write " + name)
+            if name == "a":
+                await first_write_may_end.wait()
+            events.append("written " + name)
+            return LoadStats()
+
+        async with MergingWriter(write, prepare=prepare) as writer:
+            first = writer.hand_over(runs("a", 1))
+            await asyncio.sleep(0.01)  # "a" is being written
+            second = writer.hand_over(runs("b", 1))
+            await asyncio.sleep(0.01)  # "b" is prepared meanwhile, not yet written
+            assert events == ["prepare a", "write a", "prepare b"]
+            first_write_may_end.set()
+            await asyncio.gather(first, second)
+
+    asyncio.run(main())
+    # Writes stay in hand-over order: "b" is written only after "a" is.
+    assert events == ["prepare a", "write a", "prepare b", "written a", "write b", "written b"]
+
+
+def test_a_failed_preparation_fails_only_its_own_batch() -> None:
+    async def prepare(batch: list[FetchedRun]) -> list[FetchedRun]:
+        if batch[0].connection_id == "bad":
+            raise ValueError("cannot flatten")
+        return batch
+
+    async def write(batch: list[FetchedRun]) -> LoadStats:
+        return LoadStats()
+
+    async def main() -> list[object]:
+        async with MergingWriter(write, prepare=prepare) as writer:
+            bad = await asyncio.gather(writer.write(runs("bad", 1)), return_exceptions=True)
+            good = await writer.write(runs("good", 2))
+            assert writer.waiting == 0
+            return [*bad, good]
+
+    outcomes = asyncio.run(main())
+    assert isinstance(outcomes[0], ValueError)
+    assert isinstance(outcomes[1], LoadStats)
