@@ -26,7 +26,7 @@ demo: env
 
 # Four workers on two cores: most tests wait on loopback servers and subprocesses, not CPU.
 test: env
-	$(VENV)/bin/pytest -q -m "not slow" -n 4
+	$(VENV)/bin/pytest -q -m "not slow" -n 4 --maxschedchunk 1
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from pipeline.cli import simulator_environment
 from pipeline.itwin.settings import Secret, Settings
 from pipeline.simulator.server import SimulatorServer
 from pipeline.transform.flatten import FetchedRun, flatten_runs
@@ -138,3 +139,12 @@ def start_paused_load(path: Path, pause_at: str) -> subprocess.Popen[str]:
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "paused"
     return child
+
+
+def sim_env(sim: SimulatorServer, data_dir: Path) -> dict[str, str]:
+    """The environment `itwin-runs` needs to collect from `sim` into `data_dir`, unthrottled."""
+    return {
+        **simulator_environment(sim),
+        "ITWIN_RATE_LIMIT_PER_MINUTE": "60000",
+        "ITWIN_RUNS_DATA_DIR": str(data_dir),
+    }

@@ -143,6 +143,7 @@ def test_shipped_instance_config_reads_every_connection_setting_from_the_environ
     assert config["concurrency"]["runs"]["max_concurrent_runs"] == 1  # one warehouse writer
 
 
+@pytest.mark.long
 def test_collect_job_runs_on_postgres_instance_storage(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:

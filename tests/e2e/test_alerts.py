@@ -83,6 +83,7 @@ def alerts_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
 
 
+@pytest.mark.long
 def test_the_dagster_job_sends_each_finding_once(
     story: SimulatorServer,
     receiver: Receiver,
@@ -108,6 +109,7 @@ def test_the_dagster_job_sends_each_finding_once(
     assert_url_nowhere(receiver.url, tmp_path, events, debug_logs.text)
 
 
+@pytest.mark.long
 def test_a_failing_receiver_never_fails_the_job_and_gets_the_alerts_later(
     story: SimulatorServer, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,6 +140,7 @@ def test_without_a_url_nothing_is_sent_and_the_findings_are_counted(
     assert meta["webhook_configured"] is False and meta["sent"] == 0 and meta["findings"] >= 3
 
 
+@pytest.mark.long
 def test_itwin_runs_collect_sends_and_its_summary_ends_with_the_findings(
     story: SimulatorServer,
     receiver: Receiver,

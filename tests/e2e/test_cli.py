@@ -16,11 +16,11 @@ import psutil
 import pytest
 
 import pipeline.warehouse.models
-from pipeline.cli import build_parser, main, simulator_environment
+from pipeline.cli import build_parser, main
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
 from pipeline.warehouse.store import open_warehouse
-from tests.support import snapshot
+from tests.support import sim_env, snapshot
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("ITWIN_")}
 
@@ -34,14 +34,6 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
         timeout=240,
         check=False,
     )
-
-
-def sim_env(sim: SimulatorServer, data_dir: Path) -> dict[str, str]:
-    return {
-        **simulator_environment(sim),
-        "ITWIN_RATE_LIMIT_PER_MINUTE": "60000",
-        "ITWIN_RUNS_DATA_DIR": str(data_dir),
-    }
 
 
 def test_partial_failure_exits_1_and_names_connection_and_code(tmp_path: Path) -> None:
@@ -58,6 +50,7 @@ def test_partial_failure_exits_1_and_names_connection_and_code(tmp_path: Path) -
     assert sim.client_secret not in done.stdout + done.stderr
 
 
+@pytest.mark.long
 def test_collect_then_report_then_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -12,10 +12,11 @@ import pytest
 from pipeline.cli import main
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
-from tests.e2e.test_cli import sim_env
+from tests.support import sim_env
 from tests.transform.builders import run
 
 
+@pytest.mark.long
 def test_a_load_with_suspect_runs_names_them_and_the_failed_checks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

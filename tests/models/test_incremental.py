@@ -120,6 +120,7 @@ def _builds_agree_through(steps: list[tuple[str, Any]]) -> None:
         pair.check()
 
 
+@pytest.mark.long
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operations, min_size=1, max_size=6))
 def test_incremental_builds_equal_full_rebuilds(steps: list[tuple[str, Any]]) -> None:

@@ -86,6 +86,7 @@ def test_every_configuration_problem_is_one_line_and_exit_2(tmp_path: Path) -> N
     assert problems == []
 
 
+@pytest.mark.long
 def test_an_unreachable_api_fails_each_connection_by_name(tmp_path: Path) -> None:
     config = tmp_path / "fast.yaml"  # few, short retries: the point is the message
     config.write_text("max_retries: 1\nbackoff_base_s: 0.01\nbackoff_cap_s: 0.02\n")

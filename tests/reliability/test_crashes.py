@@ -244,6 +244,7 @@ def run_trials(w: World, root: Path, count: int, seed: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.long
 def test_a_crash_between_batches_of_an_incremental_read_is_caught_up(
     tmp_path: Path, world: World
 ) -> None:
@@ -262,6 +263,7 @@ def test_a_kill_during_an_incremental_build_converges_on_a_full_rebuild(
     assert outcome["killed"] and outcome["problems"] == []
 
 
+@pytest.mark.long
 def test_kill_9_trials_quick(tmp_path: Path, world: World, figures: list[Any]) -> None:
     summary = run_trials(world, tmp_path, 10, seed=1)
     figures.append({"figure": "crash_trials_quick", **summary})

@@ -74,6 +74,7 @@ def _collect_and_signal(sim: SimulatorServer, data_dir: Path, signum: int) -> tu
     return child.returncode, "".join(lines)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_mid_collection_stops_it_cleanly_and_the_next_one_completes(
     tmp_path: Path, signum: int, code: int

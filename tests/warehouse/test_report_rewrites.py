@@ -85,6 +85,7 @@ def test_a_write_interrupted_before_it_is_recorded_is_redone(
     ]
 
 
+@pytest.mark.long
 def test_the_full_run_config_rebuilds_every_model_and_report(tmp_path: Path) -> None:
     from pipeline.definitions import WAREHOUSE_FILE, build_definitions
     from pipeline.defs.jobs import full_build_run_config
