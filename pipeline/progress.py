@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from pipeline.collection.results import connection_label
+
 if TYPE_CHECKING:
     from pipeline.collection import ConnectionResult
 
@@ -32,6 +34,7 @@ class LineProgress:
         self.say = say
         self.warn = warn or say
         self.every_pages = every_pages
+        self.labels: dict[str, str] = {}
 
     def __enter__(self) -> LineProgress:
         return self
@@ -41,18 +44,20 @@ class LineProgress:
     ) -> None:
         pass
 
-    def connection_started(self, connection_id: str, mode: str) -> None:
-        self.say(f"collecting {connection_id} ({mode} pass)")
+    def connection_started(self, connection_id: str, mode: str, display_name: str | None) -> None:
+        label = self.labels[connection_id] = connection_label(connection_id, display_name)
+        self.say(f"collecting {label} ({mode} pass)")
 
     def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
         if pages % self.every_pages == 0:
-            self.say(f"  {connection_id}: {pages} pages, {runs} runs")
+            label = self.labels.get(connection_id, connection_id)
+            self.say(f"  {label}: {pages} pages, {runs} runs")
 
     def connection_finished(self, result: ConnectionResult) -> None:
         if result.ok:
-            self.say(f"done {result.connection_id}: {result.describe_counts()}")
+            self.say(f"done {result.label}: {result.describe_counts()}")
         else:
-            self.warn(f"FAILED {result.connection_id}: {result.describe_error()}")
+            self.warn(f"FAILED {result.label}: {result.describe_error()}")
 
 
 def printer(stream: TextIO) -> Callable[[str], None]:
@@ -89,9 +94,10 @@ class TerminalProgress:
     ) -> None:
         self.bars.stop()
 
-    def connection_started(self, connection_id: str, mode: str) -> None:
+    def connection_started(self, connection_id: str, mode: str, display_name: str | None) -> None:
+        label = escape(connection_label(connection_id, display_name))
         self.tasks[connection_id] = self.bars.add_task(
-            f"{connection_id[:36]} ({mode})", total=None, status="starting"
+            f"{label} ({mode})", total=None, status="starting"
         )
 
     def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
@@ -103,7 +109,7 @@ class TerminalProgress:
         task = self.tasks.get(result.connection_id)
         if task is None:
             task = self.tasks[result.connection_id] = self.bars.add_task(
-                result.connection_id, total=None, status=""
+                escape(result.label), total=None, status=""
             )
         status = (
             f"[green]ok[/] {result.runs_new} new, {result.runs_changed} changed"

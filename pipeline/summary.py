@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 
 from pipeline.alerts import finding_lines
+from pipeline.collection.results import connection_label
 from pipeline.itwin.errors import describe_failure
 from pipeline.report.causes import FIXABILITY
 from pipeline.report.data import has_relation, rows_of
@@ -32,10 +33,7 @@ class FailedConnection:
             failure = self.error_message or f"stopped: {self.error_code}"
         else:
             failure = describe_failure(self.http_status, self.error_code, self.error_message)
-        # A display name is untrusted text: no terminal control sequences from it.
-        name = "".join(ch if ch.isprintable() else "?" for ch in (self.display_name or "")).strip()
-        who = f"{name} ({self.connection_id})" if name else self.connection_id
-        return f"{who}: {failure}"
+        return f"{connection_label(self.connection_id, self.display_name)}: {failure}"
 
 
 def who_can_fix(rows: list[dict[str, Any]]) -> str:

@@ -141,8 +141,9 @@ class Collector:
                 read = self._books.full_read(
                     connection_id, result.started_at, self.settings.full_pass_every_s
                 )
-            self.progress.connection_started(connection_id, result.mode)
             refused = await self._connections.refresh(connection_id, result.stats)
+            result.display_name = self._connections.display_name(connection_id)
+            self.progress.connection_started(connection_id, result.mode, result.display_name)
             open_runs = self._books.open_at_start.get(connection_id, [])
             if result.mode == INCREMENTAL and self._connections.is_quiet(connection_id, open_runs):
                 log.debug("connection %s: its last run is stored and complete", connection_id)

@@ -122,6 +122,7 @@ class ConnectionBook:
         self._fetched_at: dict[str, datetime | None] = {}
         self._last_runs: dict[str, str | None] = {}  # fresh this collection only
         self._completed: set[str] = set()  # connections whose last run is stored Completed
+        self._names: dict[str, str] = {}
 
     async def save(self, details: Sequence[ConnectionDetails], known_ids: Sequence[str]) -> None:
         """Store details (e.g. the discovered ones) and a row for every known id."""
@@ -132,11 +133,13 @@ class ConnectionBook:
         self._remember(details)
 
     async def read_state(self, connection_ids: Sequence[str]) -> None:
-        """One query each, when the collection starts: details' ages, last runs' states."""
+        """One query each, when the collection starts: details' ages, names, last runs' states."""
         bookkeeping = self._gate.warehouse.bookkeeping
         self._fetched_at = await self._gate.call(
             bookkeeping.connections.connection_fetch_times, connection_ids
         )
+        stored = await self._gate.call(bookkeeping.connections.display_names, connection_ids)
+        self._names = {**stored, **self._names}  # this collection's are the fresher
         known = {cid: rid for cid, rid in self._last_runs.items() if rid is not None}
         self._completed = await self._gate.call(bookkeeping.connections.completed_last_runs, known)
 
@@ -174,6 +177,12 @@ class ConnectionBook:
         stored runs is open: its run list holds nothing this collection lacks."""
         return not open_runs and connection_id in self._completed
 
+    def display_name(self, connection_id: str) -> str | None:
+        """The connection's name as last seen (this collection or a stored one), if any."""
+        return self._names.get(connection_id)
+
     def _remember(self, details: Sequence[ConnectionDetails]) -> None:
         for d in details:
             self._last_runs[d.connection_id] = d.last_run_id
+            if d.display_name is not None:
+                self._names[d.connection_id] = d.display_name

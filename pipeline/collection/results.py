@@ -33,6 +33,11 @@ class ConnectionResult:
     duplicate_keys: int = 0  # runs whose object repeated a key (loaded, raw text kept)
     error: ApiError | None = None
     imodel_id: str | None = None  # set when this records a failed iModel discovery
+    display_name: str | None = None  # the connection's name, once its details are known
+
+    @property
+    def label(self) -> str:
+        return connection_label(self.connection_id, self.display_name)
 
     @property
     def ok(self) -> bool:
@@ -89,10 +94,19 @@ class CollectionResult:
         return sum(c.runs_new + c.runs_changed for c in self.connections)
 
 
+def connection_label(connection_id: str, display_name: str | None) -> str:
+    """`name (id)` for people, or the id alone. A display name is untrusted text: no
+    terminal control sequences from it."""
+    name = "".join(ch if ch.isprintable() else "?" for ch in (display_name or "")).strip()
+    return f"{name} ({connection_id})" if name else connection_id
+
+
 class Progress(Protocol):
     """What a front end (terminal bars, Dagster log lines) is told as work advances."""
 
-    def connection_started(self, connection_id: str, mode: str) -> None: ...
+    def connection_started(
+        self, connection_id: str, mode: str, display_name: str | None
+    ) -> None: ...
 
     def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None: ...
 
@@ -102,7 +116,7 @@ class Progress(Protocol):
 class NoProgress:
     """Tells nobody (a collection run by a library caller or a test)."""
 
-    def connection_started(self, connection_id: str, mode: str) -> None:
+    def connection_started(self, connection_id: str, mode: str, display_name: str | None) -> None:
         pass
 
     def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
@@ -118,9 +132,9 @@ class FanOutProgress:
     def __init__(self, *sinks: Progress) -> None:
         self.sinks = sinks
 
-    def connection_started(self, connection_id: str, mode: str) -> None:
+    def connection_started(self, connection_id: str, mode: str, display_name: str | None) -> None:
         for sink in self.sinks:
-            sink.connection_started(connection_id, mode)
+            sink.connection_started(connection_id, mode, display_name)
 
     def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
         for sink in self.sinks:

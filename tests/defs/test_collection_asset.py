@@ -62,7 +62,7 @@ class Heard:
         self.started: list[str] = []
         self.finished: list[ConnectionResult] = []
 
-    def connection_started(self, connection_id: str, mode: str) -> None:
+    def connection_started(self, connection_id: str, mode: str, display_name: str | None) -> None:
         self.started.append(connection_id)
 
     def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:

@@ -270,7 +270,9 @@ def test_tokens_expiring_and_revoked_mid_collection_end_identical(
         revoked = []
 
         class RevokeOnce:
-            def connection_started(self, connection_id: str, mode: str) -> None:
+            def connection_started(
+                self, connection_id: str, mode: str, display_name: str | None
+            ) -> None:
                 pass
 
             def pages_fetched(self, connection_id: str, pages: int, runs: int) -> None:
