@@ -59,7 +59,7 @@ def _execute(
     The resource gets the config file's path and the non-secret settings only: the token
     and client secret are read from the environment or the file when the run starts, so
     they never enter Dagster's run config, event log or metadata. `progress` is told how
-    the collection advances. Each failed step is printed as one line.
+    the collection advances.
     """
     from pipeline.definitions import build_definitions
     from pipeline.defs.resources import ITwinApiResource
@@ -84,17 +84,19 @@ def _execute(
     job = defs.resolve_job_def(job_name)
     config = {**QUIET_DAGSTER, **(run_config or {})}
     result = job.execute_in_process(run_config=config, raise_on_error=False)
-    outcome = outcome_of(result)
+    return outcome_of(result)
+
+
+def _print_step_failures(outcome: JobOutcome) -> None:
     for line in outcome.step_failures:
         print(f"itwin-runs: {line}", file=sys.stderr)
-    return outcome
 
 
 def _signal_exit(signum: int, settings: Settings) -> int:
     """One line and the shell's code for a collection stopped by a signal (130, 143)."""
     name = signal.Signals(signum).name
     print(
-        f"itwin-runs: interrupted by {name}: stopped fetching; what was fetched is loaded and "
+        f"itwin-runs: interrupted by {name}: what was fetched is loaded and "
         f"the models describe it (warehouse {settings.data_dir / WAREHOUSE_FILE})",
         file=sys.stderr,
     )
@@ -134,18 +136,21 @@ def cmd_collect(settings: Settings, config_file: Path | None, *, full: bool = Fa
     settings.require_targets()
     started = time.monotonic()
     run_config = {"ops": {"collection": {"config": {"full_pass": full}}}}
-    from pipeline.collection.stopping import forget_signals, received_signal
+    from pipeline.collection.stopping import signals_noticed
 
-    forget_signals()
-    with _progress() as progress:
+    with signals_noticed() as first_stop_signal, _progress() as progress:
         outcome = _execute("collect_job", settings, config_file, run_config, progress)
-    signum = received_signal()
-    if outcome.interrupted:
+        signum = first_stop_signal()
+    if signum is None and not outcome.interrupted:
+        _print_step_failures(outcome)
+        failed_checks = outcome.failed_checks
+        code = _summary(settings, started=started, collected=True, failed_checks=failed_checks)
+        return code if outcome.success else EXIT_FAILED
+    # A step the signal cut short (whichever error it surfaced as) is not a failure to
+    # report, but it may have left the models describing older tables.
+    if not outcome.success:
         _rebuild_models(settings)
-    if signum is not None or outcome.interrupted:
-        return _signal_exit(signum or signal.SIGINT, settings)
-    code = _summary(settings, started=started, collected=True, failed_checks=outcome.failed_checks)
-    return code if outcome.success else EXIT_FAILED
+    return _signal_exit(signum or signal.SIGINT, settings)
 
 
 @contextmanager
@@ -216,6 +221,7 @@ def _report(
     run_config: dict[str, Any] | None = None,
 ) -> int:
     outcome = _execute("report_job", settings, config_file, run_config)
+    _print_step_failures(outcome)
     if not outcome.success:
         return EXIT_FAILED
     return _summary(settings, started=started, collected=False, failed_checks=outcome.failed_checks)

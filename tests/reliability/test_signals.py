@@ -40,8 +40,8 @@ def _models(path: Path) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
-def _collect_and_signal(sim: SimulatorServer, data_dir: Path, signum: int) -> tuple[int, str]:
-    env = {
+def _child_env(sim: SimulatorServer, data_dir: Path) -> dict[str, str]:
+    return {
         **os.environ,
         **sim.environment(),
         "ITWIN_ACCESS_TOKEN": "",
@@ -49,9 +49,12 @@ def _collect_and_signal(sim: SimulatorServer, data_dir: Path, signum: int) -> tu
         "ITWIN_RATE_LIMIT_PER_MINUTE": "60000",
         "CI": "1",
     }
+
+
+def _collect_and_signal(sim: SimulatorServer, data_dir: Path, signum: int) -> tuple[int, str]:
     child = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "collect"],
-        env=env,
+        env=_child_env(sim, data_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -107,3 +110,55 @@ def test_a_signal_mid_collection_stops_it_cleanly_and_the_next_one_completes(
     with duckdb.connect(str(path), read_only=True) as con:
         total = con.execute("select count(*) from runs").fetchall()[0][0]
     assert total >= expected_total
+
+
+# `itwin-runs collect` whose first model build meets SIGTERM in the middle of a DuckDB
+# query (Dagster raises its interrupt there, or at the next step; either way the command
+# must say it was interrupted, not that a step failed).
+_SIGNAL_DURING_MODELS = """
+import os, signal, sys, threading
+import pipeline.defs.assets as assets
+from pipeline.cli import main
+
+build_models = assets.build_models
+interrupted = []
+
+def build_interrupted_once(con, *args, **kwargs):
+    if not interrupted:
+        interrupted.append(True)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        con.execute("select sum(i) from range(2000000000) t(i)").fetchall()
+    return build_models(con, *args, **kwargs)
+
+assets.build_models = build_interrupted_once
+sys.exit(main(["collect"]))
+"""
+
+
+def test_a_signal_during_the_model_build_exits_with_its_code_and_leaves_models_current(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    config = SimulatorConfig(seed=4, connections=2, imodels=1, runs_per_connection=20)
+    with SimulatorServer(config) as sim:
+        done = subprocess.run(
+            [sys.executable, "-c", _SIGNAL_DURING_MODELS],
+            env=_child_env(sim, data_dir),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 143, done.stderr
+    lines = done.stderr.splitlines()
+    assert [line for line in lines if "interrupted" in line] == [
+        f"itwin-runs: interrupted by SIGTERM: what was fetched is loaded and the models "
+        f"describe it (warehouse {data_dir / 'warehouse.duckdb'})"
+    ]
+    assert "failed" not in done.stderr and "Traceback" not in done.stderr
+    path = data_dir / "warehouse.duckdb"
+    assert integrity_problems(path) == []
+    before = _models(path)
+    assert before["failure_rate_by_connection"]  # the command built them after the signal
+    with open_warehouse(path) as warehouse:
+        build_models(warehouse.con)
+    assert _models(path) == before
