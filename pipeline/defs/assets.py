@@ -147,7 +147,7 @@ def model_asset(name: str, deps: list[str], kind: str) -> dg.AssetsDefinition:
     def _model(config: BuildConfig, warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
         with warehouse.get_connection() as con:
             rows = build_models(con, [name], full=config.full)[name]
-            metadata: dict[str, Any] = {"row_count": rows}
+            metadata: dict[str, Any] = {} if rows is None else {"row_count": rows}
             if name == "failure_rate_by_error_code":
                 metadata["top_error_codes"] = dg.MetadataValue.md(top_error_codes_markdown(con))
         return dg.MaterializeResult(metadata=metadata)

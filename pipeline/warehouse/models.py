@@ -238,8 +238,9 @@ def build_models(
     *,
     sql_dir: Path | None = None,
     full: bool = False,
-) -> dict[str, int]:
-    """Build the named models (default: all) in dependency order; return row counts.
+) -> dict[str, int | None]:
+    """Build the named models (default: all) in dependency order; return the row count of
+    each table (None for a view: counting one would run its whole query).
 
     Only the named models are built, not their upstream: the Dagster layer builds one
     model per asset and relies on its declared deps. All of them go in one transaction,
@@ -249,7 +250,7 @@ def build_models(
     """
     models = list_models(sql_dir)
     selected = _select(models, names)
-    counts: dict[str, int] = {}
+    counts: dict[str, int | None] = {}
     con.begin()
     try:
         create_macros(con, sql_dir)
@@ -285,7 +286,7 @@ def _run_sources(model: Model, by_name: dict[str, Model]) -> tuple[str, ...]:
 
 def _build_one(
     con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model, run_sources: tuple[str, ...]
-) -> int:
+) -> int | None:
     existing = _existing_kind(con, model.name)
     action = plan.action(model, exists=existing == model.materialization)
     if action == "skip":
@@ -301,7 +302,9 @@ def _build_one(
             con.execute(_create_statement(model))
     except duckdb.Error as exc:
         raise ModelError(f"sql/{model.kind}/{model.path.name}: {exc}") from exc
-    rows = con.execute(f"select count(*) from {model.name}").fetchall()
-    count = int(rows[0][0]) if rows else 0
+    count = None
+    if model.materialization == "table":
+        rows = con.execute(f"select count(*) from {model.name}").fetchall()
+        count = int(rows[0][0]) if rows else 0
     plan.record(model, count)
     return count

@@ -59,23 +59,25 @@ def _touched_runs(con: duckdb.DuckDBPyConnection, columns: tuple[str, ...]) -> N
 
 def _scope(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...]) -> None:
     keys = " and ".join(f"s.{k} = a.{k}" for k in RUN_KEY)
-    # Narrowing on run_id alone first reads one column of the whole table instead of two;
-    # the join on both key columns then keeps exactly the touched runs' rows.
-    select = (
-        f"select s.* from {table} s semi join _affected_runs a on {keys} "
-        "where s.run_id in (select run_id from _affected_runs)"
-    )
+    # The touched rows are found by their key columns alone, then fetched by row id: a
+    # scan filtered on row ids reads the wide columns (a payload) only in the row groups
+    # holding them, where a join on the keys would read every row's.
+    rows = f"select s.rowid as row_id from {table} s semi join _affected_runs a on {keys}"
     if table in RUN_CHILDREN and "day" in columns:
         # Rows whose run is missing belong to their connection's NULL day.
         on = "a.day is null" + (
             " and a.connection_id = s.connection_id" if "connection_id" in columns else ""
         )
-        select += (
-            f" union all select s.* from {table} s "
+        rows += (
+            f" union all select s.rowid from {table} s "
             "anti join runs r on s.connection_id = r.connection_id and s.run_id = r.run_id "
             f"semi join _affected a on {on}"
         )
-    con.execute(f"create or replace temp table _scoped_{table} as {select}")
+    con.execute(f"create or replace temp table _scoped_rows as {rows}")
+    con.execute(
+        f"create or replace temp table _scoped_{table} as select s.* from {table} s "
+        "semi join _scoped_rows r on s.rowid = r.row_id"
+    )
 
 
 def refresh_partitions(
@@ -108,3 +110,4 @@ def refresh_partitions(
         for table in run_sources:
             con.execute(f"drop view if exists temp.main.{table}")
             con.execute(f"drop table if exists temp.main._scoped_{table}")
+        con.execute("drop table if exists temp.main._scoped_rows")

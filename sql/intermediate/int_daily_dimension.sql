@@ -29,19 +29,34 @@ task_dimensions as (
 ),
 
 -- failures and error occurrences are counted apart: the failed tasks are few, so their
--- distinct runs and first and last starts stay small, and occurrences need only a count
+-- runs and first and last starts stay small, and occurrences need only a count. Failures
+-- are grouped by run first, so each run counts once in runs_affected without a distinct
+-- count (which DuckDB computes as another grouping and a join).
+failures_by_run as (
+    select
+        run_day,
+        connection_id,
+        dimension,
+        value,
+        run_id,
+        count(*) as failed_tasks,
+        min(run_start_time) as run_start_time
+    from task_dimensions
+    where is_failed
+    group by run_day, connection_id, dimension, value, run_id
+),
+
 failures as (
     select
         run_day as day,
         connection_id,
         dimension,
         value,
-        count(*) as failed_tasks,
-        count(distinct run_id) as runs_affected,
+        cast(sum(failed_tasks) as bigint) as failed_tasks,
+        count(*) as runs_affected,
         min(run_start_time) as first_seen,
         max(run_start_time) as last_seen
-    from task_dimensions
-    where is_failed
+    from failures_by_run
     group by run_day, connection_id, dimension, value
 ),
 
