@@ -34,7 +34,7 @@ from pipeline.warehouse.model_headers import (
     parse_incremental,
     parse_materialized,
 )
-from pipeline.warehouse.refresh import refresh_partitions
+from pipeline.warehouse.refresh import PartitionScopes, refresh_partitions
 
 ModelKind = Literal["staging", "intermediate", "marts"]
 LAYERS: tuple[ModelKind, ...] = ("staging", "intermediate", "marts")
@@ -251,13 +251,16 @@ def build_models(
     models = list_models(sql_dir)
     selected = _select(models, names)
     counts: dict[str, int | None] = {}
+    scopes = PartitionScopes(con)
     con.begin()
     try:
         create_macros(con, sql_dir)
         plan = BuildPlan(con, models, macros_text(sql_dir), full)
         by_name = {m.name: m for m in models}
         for model in selected:
-            counts[model.name] = _build_one(con, plan, model, _run_sources(model, by_name))
+            sources = _run_sources(model, by_name)
+            counts[model.name] = _build_one(con, plan, model, sources, scopes)
+        scopes.close()
         plan.prune_changes()
         con.commit()
     except BaseException:
@@ -285,7 +288,11 @@ def _run_sources(model: Model, by_name: dict[str, Model]) -> tuple[str, ...]:
 
 
 def _build_one(
-    con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model, run_sources: tuple[str, ...]
+    con: duckdb.DuckDBPyConnection,
+    plan: BuildPlan,
+    model: Model,
+    run_sources: tuple[str, ...],
+    scopes: PartitionScopes,
 ) -> int | None:
     existing = _existing_kind(con, model.name)
     action = plan.action(model, exists=existing == model.materialization)
@@ -294,7 +301,7 @@ def _build_one(
     try:
         if action == "partial":
             since = plan.state[model.name].change_seq
-            refresh_partitions(con, model, since, _body(model), run_sources)
+            refresh_partitions(scopes, model, since, _body(model), run_sources)
         else:
             if existing is not None and existing != model.materialization:
                 # `create or replace view` cannot replace a table (nor the reverse).
