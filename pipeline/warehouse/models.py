@@ -242,8 +242,8 @@ def build_models(
     """Build the named models (default: all) in dependency order; return the row count of
     each table (None for a view: counting one would run its whole query).
 
-    Only the named models are built, not their upstream: the Dagster layer builds one
-    model per asset and relies on its declared deps. All of them go in one transaction,
+    Only the named models are built, not their upstream: the Dagster layer passes the
+    selected model assets and relies on their declared deps. All of them go in one transaction,
     with what they were built from (see builds.py): a model whose inputs did not change
     is skipped (its count is the one of its last build), an incremental one refreshed for
     the changed days or runs. `full` rebuilds every named model whatever its state.
