@@ -134,29 +134,54 @@ def top_error_codes_markdown(con: Any, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def model_asset(name: str, deps: list[str], kind: str) -> dg.AssetsDefinition:
-    """One asset per SQL file; its dependencies come from the file's declared deps."""
+MODELS_OP = "sql_models"
 
-    @dg.asset(
-        name=name,
-        deps=deps,
-        group_name=MODEL_GROUP,
-        kinds={"duckdb", "sql"},
-        description=f"SQL model sql/{kind}/{name}.sql",
-    )
-    def _model(config: BuildConfig, warehouse: WarehouseResource) -> dg.MaterializeResult[None]:
+
+def _model_metadata(con: Any, name: str, rows: int | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {} if rows is None else {"row_count": rows}
+    if name == "failure_rate_by_error_code":
+        metadata["top_error_codes"] = dg.MetadataValue.md(top_error_codes_markdown(con))
+    return metadata
+
+
+def models_asset() -> dg.AssetsDefinition:
+    """One asset per SQL file, its dependencies from the file's declared deps, all built by
+    one step: one warehouse open and one transaction per build instead of one per model.
+    Any subset can be materialized (the models not selected are left as they are)."""
+    models = list_models()
+    specs = [
+        dg.AssetSpec(
+            m.name,
+            deps=[*m.sources, *m.deps],
+            group_name=MODEL_GROUP,
+            kinds={"duckdb", "sql"},
+            description=f"SQL model sql/{m.kind}/{m.name}.sql",
+            skippable=True,
+        )
+        for m in models
+    ]
+
+    @dg.multi_asset(name=MODELS_OP, specs=specs, can_subset=True)
+    def _models(
+        context: dg.AssetExecutionContext, config: BuildConfig, warehouse: WarehouseResource
+    ) -> Iterator[dg.MaterializeResult[None]]:
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        names = [m.name for m in models if m.name in selected]
         with warehouse.get_connection() as con:
-            rows = build_models(con, [name], full=config.full)[name]
-            metadata: dict[str, Any] = {"row_count": rows}
-            if name == "failure_rate_by_error_code":
-                metadata["top_error_codes"] = dg.MetadataValue.md(top_error_codes_markdown(con))
-        return dg.MaterializeResult(metadata=metadata)
+            counts = build_models(con, names, full=config.full)
+            results: list[dg.MaterializeResult[None]] = [
+                dg.MaterializeResult(
+                    asset_key=name, metadata=_model_metadata(con, name, counts[name])
+                )
+                for name in names
+            ]
+        yield from results
 
-    return _model
+    return _models
 
 
 def model_assets() -> list[dg.AssetsDefinition]:
-    return [model_asset(m.name, [*m.sources, *m.deps], m.kind) for m in list_models()]
+    return [models_asset()]
 
 
 @dg.asset(deps=list(report_models()), group_name=REPORT_GROUP, kinds={"parquet"})

@@ -9,10 +9,10 @@ import dagster as dg
 
 from pipeline.defs.assets import markdown_cell
 from pipeline.defs.finding_checks import latest_day_no_spike, vocabulary_in_catalog
+from pipeline.defs.model_checks import rates_in_range_check
 from pipeline.defs.resources import WarehouseResource
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse import quality
-from pipeline.warehouse.models import report_models
 
 STUCK_AFTER_HOURS = 24.0
 FRESH_WITHIN_HOURS = 26.0  # a daily schedule with slack; hourly runs stay well inside
@@ -142,16 +142,6 @@ def _listing(named: list[str]) -> str:
     return "\n".join(f"- {n}" for n in named) or "none"
 
 
-def rates_in_range_check(model: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=model, name="rates_within_0_1")
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as con:
-            bad = quality.rates_out_of_range(con, model)
-        return dg.AssetCheckResult(passed=bad == 0, metadata={"rows_out_of_range": bad})
-
-    return _check
-
-
 def all_checks() -> list[dg.AssetChecksDefinition]:
     return [
         *(unique_key_check(t) for t in CORE_TABLES),
@@ -163,5 +153,5 @@ def all_checks() -> list[dg.AssetChecksDefinition]:
         fresh_successful_collection,
         vocabulary_in_catalog,
         latest_day_no_spike,
-        *(rates_in_range_check(m) for m in report_models()),
+        rates_in_range_check(),
     ]

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from pipeline.warehouse.models import list_models
+from pipeline.defs.assets import MODELS_OP
 
 DEFAULT_CRON = "0 * * * *"  # hourly
 
@@ -43,5 +43,4 @@ REPORT_ASSETS = ("parquet_reports", "html_report")
 def full_build_run_config() -> dict[str, Any]:
     """Run config for report_job or collect_job that rebuilds every model and rewrites every
     report, whatever was built before (in the launchpad: `full: true` on those ops)."""
-    names = [*(m.name for m in list_models()), *REPORT_ASSETS]
-    return {"ops": {name: {"config": {"full": True}} for name in names}}
+    return {"ops": {name: {"config": {"full": True}} for name in (MODELS_OP, *REPORT_ASSETS)}}

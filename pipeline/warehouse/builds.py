@@ -71,7 +71,7 @@ def _digest(*parts: object) -> str:
 class _State:
     inputs_key: str
     change_seq: int
-    row_count: int
+    row_count: int | None
 
 
 class BuildPlan:
@@ -86,7 +86,10 @@ class BuildPlan:
         self.macros = macros
         self.models = {m.name: m for m in models}
         rows = con.execute("select model, inputs_key, change_seq, row_count from build_state")
-        self.state = {str(r[0]): _State(str(r[1]), int(r[2]), int(r[3])) for r in rows.fetchall()}
+        self.state = {
+            str(r[0]): _State(str(r[1]), int(r[2]), None if r[3] is None else int(r[3]))
+            for r in rows.fetchall()
+        }
         counter = con.execute("select max(seq) from model_change_counter").fetchone()
         self.seq = int(counter[0]) if counter and counter[0] is not None else 0
         self._source_versions: dict[str, str] = {}
@@ -149,7 +152,7 @@ class BuildPlan:
     def _view_key(self, model: Model) -> str:
         return _digest(model.sql, self.macros, model.materialization)
 
-    def record(self, model: Model, row_count: int) -> None:
+    def record(self, model: Model, row_count: int | None) -> None:
         if model.materialization == "view":
             key = self._view_key(model)
         else:

@@ -80,7 +80,7 @@ def create_all_tables(con: duckdb.DuckDBPyConnection) -> None:
     _create_lookup_index(con)
 
 
-# Classifying a batch looks its runs up by run_id (see load_sql.stored_versions_of); the
+# Classifying a batch looks its runs up by run_id (see load_sql.STORED_VERSIONS); the
 # primary key's index is on both key columns, which DuckDB does not scan for IN lists.
 LOOKUP_INDEX = "raw_latest_run_id"
 

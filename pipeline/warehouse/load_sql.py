@@ -5,8 +5,6 @@ Each reads the batch table (BATCH_TABLE) or `_classified`, the temp table classi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES
 from pipeline.warehouse.statements import BATCH_TABLE
 
@@ -16,13 +14,15 @@ DELETE_ORDER = ("task_errors", "tasks", "jobs", "runs")
 SCHEMAS = {name: schema for name, (schema, _) in {**CORE_TABLES, **BOOKKEEPING_TABLES}.items()}
 SAME_RUN = " AND ".join(f"t.{k} = c.{k}" for k in RUN_KEY)
 
-# Run ids per index lookup: DuckDB scans the raw_latest(run_id) index for a constant IN
-# list of up to `index_scan_max_count` values (2,048 by default) and the table beyond.
+# Runs per index lookup. A join whose build side (the batch's runs) holds at most
+# `dynamic_or_filter_threshold` distinct values hands the probe side's scan an IN filter
+# on them, and DuckDB answers an IN filter on an indexed column from the index when it
+# matches fewer than `index_scan_max_count` (2,048 by default) rows.
 LOOKUP_IDS = 2_048
 # Stored runs from which classify looks a batch's runs up in the index rather than
-# joining all of raw_latest: a long IN list costs a fixed time to parse, a join grows
+# joining all of raw_latest: the lookups cost about the same at any size, a join grows
 # with the history; the crossover is measured by benchmarks/classify.py.
-LOOKUP_ABOVE_STORED_RUNS = 300_000
+LOOKUP_ABOVE_STORED_RUNS = 500_000
 
 STORED_RUNS_ESTIMATE = """
 SELECT estimated_size FROM duckdb_tables()
@@ -36,18 +36,13 @@ CREATE OR REPLACE TEMP TABLE _stored (
 )
 """
 
-
-def stored_versions_of(run_ids: Sequence[str]) -> str:
-    """Copy the stored versions of these runs into _stored by index lookups, not a scan.
-
-    A join of the batch against raw_latest reads all of raw_latest, so it grows with the
-    history; constant IN lists on the indexed run_id are point lookups in the ART.
-    """
-    listed = ", ".join("'" + run_id.replace("'", "''") + "'" for run_id in run_ids)
-    return (
-        "INSERT INTO _stored SELECT connection_id, run_id, payload_hash, fetched_at "
-        f"FROM raw_latest WHERE run_id IN ({listed})"
-    )
+# The stored versions of the batch's runs (looked up by run_id alone, the indexed column;
+# a run of the same id under another connection is ignored by the classifying join).
+STORED_VERSIONS = f"""
+INSERT INTO _stored
+SELECT l.connection_id, l.run_id, l.payload_hash, l.fetched_at
+FROM raw_latest l SEMI JOIN {BATCH_TABLE} b ON l.run_id = b.run_id
+"""
 
 
 # new: never stored; unchanged: same hash as the stored version; stale: fetched before

@@ -129,10 +129,12 @@ class RunLoader:
         if int(first_value(self.con, sql.STORED_RUNS_ESTIMATE) or 0) > sql.LOOKUP_ABOVE_STORED_RUNS:
             stored = "_stored"
             self.statements.run("clear stored", sql.CREATE_STORED)
-            run_ids = latest.column("run_id").to_pylist()
-            for start in range(0, len(run_ids), sql.LOOKUP_IDS):
-                chunk = run_ids[start : start + sql.LOOKUP_IDS]
-                self.statements.run("look up stored", sql.stored_versions_of(chunk))
+            with changed_settings(
+                self.con, self._given, dynamic_or_filter_threshold=sql.LOOKUP_IDS
+            ):
+                for start in range(0, latest.num_rows, sql.LOOKUP_IDS):
+                    chunk = latest.slice(start, sql.LOOKUP_IDS)
+                    self.statements.run("look up stored", sql.STORED_VERSIONS, chunk)
         self.statements.run("classify", sql.CLASSIFY.format(stored=stored), latest)
         rows = self.con.execute(sql.COUNT_OUTCOMES).fetchall()
         return [(str(c), str(o), int(n)) for c, o, n in rows]

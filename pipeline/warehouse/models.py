@@ -34,7 +34,7 @@ from pipeline.warehouse.model_headers import (
     parse_incremental,
     parse_materialized,
 )
-from pipeline.warehouse.refresh import refresh_partitions
+from pipeline.warehouse.refresh import PartitionScopes, refresh_partitions
 
 ModelKind = Literal["staging", "intermediate", "marts"]
 LAYERS: tuple[ModelKind, ...] = ("staging", "intermediate", "marts")
@@ -238,25 +238,29 @@ def build_models(
     *,
     sql_dir: Path | None = None,
     full: bool = False,
-) -> dict[str, int]:
-    """Build the named models (default: all) in dependency order; return row counts.
+) -> dict[str, int | None]:
+    """Build the named models (default: all) in dependency order; return the row count of
+    each table (None for a view: counting one would run its whole query).
 
-    Only the named models are built, not their upstream: the Dagster layer builds one
-    model per asset and relies on its declared deps. All of them go in one transaction,
+    Only the named models are built, not their upstream: the Dagster layer passes the
+    selected model assets and relies on their declared deps. All of them go in one transaction,
     with what they were built from (see builds.py): a model whose inputs did not change
     is skipped (its count is the one of its last build), an incremental one refreshed for
     the changed days or runs. `full` rebuilds every named model whatever its state.
     """
     models = list_models(sql_dir)
     selected = _select(models, names)
-    counts: dict[str, int] = {}
+    counts: dict[str, int | None] = {}
+    scopes = PartitionScopes(con)
     con.begin()
     try:
         create_macros(con, sql_dir)
         plan = BuildPlan(con, models, macros_text(sql_dir), full)
         by_name = {m.name: m for m in models}
         for model in selected:
-            counts[model.name] = _build_one(con, plan, model, _run_sources(model, by_name))
+            sources = _run_sources(model, by_name)
+            counts[model.name] = _build_one(con, plan, model, sources, scopes)
+        scopes.close()
         plan.prune_changes()
         con.commit()
     except BaseException:
@@ -284,8 +288,12 @@ def _run_sources(model: Model, by_name: dict[str, Model]) -> tuple[str, ...]:
 
 
 def _build_one(
-    con: duckdb.DuckDBPyConnection, plan: BuildPlan, model: Model, run_sources: tuple[str, ...]
-) -> int:
+    con: duckdb.DuckDBPyConnection,
+    plan: BuildPlan,
+    model: Model,
+    run_sources: tuple[str, ...],
+    scopes: PartitionScopes,
+) -> int | None:
     existing = _existing_kind(con, model.name)
     action = plan.action(model, exists=existing == model.materialization)
     if action == "skip":
@@ -293,7 +301,7 @@ def _build_one(
     try:
         if action == "partial":
             since = plan.state[model.name].change_seq
-            refresh_partitions(con, model, since, _body(model), run_sources)
+            refresh_partitions(scopes, model, since, _body(model), run_sources)
         else:
             if existing is not None and existing != model.materialization:
                 # `create or replace view` cannot replace a table (nor the reverse).
@@ -301,7 +309,9 @@ def _build_one(
             con.execute(_create_statement(model))
     except duckdb.Error as exc:
         raise ModelError(f"sql/{model.kind}/{model.path.name}: {exc}") from exc
-    rows = con.execute(f"select count(*) from {model.name}").fetchall()
-    count = int(rows[0][0]) if rows else 0
+    count = None
+    if model.materialization == "table":
+        rows = con.execute(f"select count(*) from {model.name}").fetchall()
+        count = int(rows[0][0]) if rows else 0
     plan.record(model, count)
     return count

@@ -1,5 +1,5 @@
 -- grain: one row per UTC run day and connection with a run or a task (day, connection_id)
--- depends_on: stg_runs, stg_tasks
+-- depends_on: stg_runs, stg_task_outcomes
 -- materialized: table (read by several marts; computed once per build)
 -- incremental: day_connection
 -- day is NULL for runs without a start time and for tasks whose run row is missing: they
@@ -9,7 +9,7 @@ with runs as (
 ),
 
 tasks as (
-    select * from stg_tasks
+    select * from stg_task_outcomes
 ),
 
 run_totals as (

@@ -28,52 +28,36 @@ task_dimensions as (
     unpivot (value for dimension in (error_code, phase, system, fixability, description_key))
 ),
 
--- failures and error occurrences are counted apart: the failed tasks are few, so their
--- distinct runs and first and last starts stay small, and occurrences need only a count
-failures as (
+-- one grouping by run first, so a run counts once in runs_affected without a distinct
+-- count (which DuckDB computes as another grouping and a join)
+by_run as (
     select
-        run_day as day,
+        run_day,
         connection_id,
         dimension,
         value,
-        count(*) as failed_tasks,
-        count(distinct run_id) as runs_affected,
-        min(run_start_time) as first_seen,
-        max(run_start_time) as last_seen
+        run_id,
+        count(*) filter (where is_failed) as failed_tasks,
+        count(*) filter (where has_error_row) as error_occurrences,
+        min(run_start_time) as run_start_time
     from task_dimensions
-    where is_failed
-    group by run_day, connection_id, dimension, value
+    group by run_day, connection_id, dimension, value, run_id
 ),
 
-occurrences as (
-    select
-        run_day as day,
-        connection_id,
-        dimension,
-        value,
-        count(*) as error_occurrences
-    from task_dimensions
-    where has_error_row
-    group by run_day, connection_id, dimension, value
-),
-
+-- first and last seen: the starts of runs with a failed task, not of any error row
 by_value as (
     select
-        coalesce(failures.day, occurrences.day) as day,
-        coalesce(failures.connection_id, occurrences.connection_id) as connection_id,
-        coalesce(failures.dimension, occurrences.dimension) as dimension,
-        coalesce(failures.value, occurrences.value) as value,
-        coalesce(failures.failed_tasks, 0) as failed_tasks,
-        coalesce(occurrences.error_occurrences, 0) as error_occurrences,
-        coalesce(failures.runs_affected, 0) as runs_affected,
-        failures.first_seen,
-        failures.last_seen
-    from failures
-    full outer join occurrences
-        on failures.day is not distinct from occurrences.day
-        and failures.connection_id = occurrences.connection_id
-        and failures.dimension = occurrences.dimension
-        and failures.value = occurrences.value
+        run_day as day,
+        connection_id,
+        dimension,
+        value,
+        cast(sum(failed_tasks) as bigint) as failed_tasks,
+        cast(sum(error_occurrences) as bigint) as error_occurrences,
+        count(*) filter (where failed_tasks > 0) as runs_affected,
+        min(run_start_time) filter (where failed_tasks > 0) as first_seen,
+        max(run_start_time) filter (where failed_tasks > 0) as last_seen
+    from by_run
+    group by run_day, connection_id, dimension, value
 )
 
 select * from by_value

@@ -1,5 +1,6 @@
 -- grain: one row per dimension and value with a failed task or error (dimension, value)
 -- depends_on: int_daily_dimension, int_daily_connection
+-- materialized: table (read by the five dimension marts and a check; computed once per build)
 -- The five failure_rate_by_<dimension> marts share this one shape; each selects its dimension.
 with daily_dimension as (
     select * from int_daily_dimension

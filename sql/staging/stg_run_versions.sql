@@ -4,16 +4,27 @@ with source as (
     select * from raw_runs
 ),
 
+-- both fields in one extraction: each extraction parses the whole payload
+parsed as (
+    select
+        connection_id,
+        run_id,
+        payload_hash,
+        fetched_at,
+        json_extract_string(payload, ['$.state', '$.result']) as fields
+    from source
+),
+
 renamed as (
     select
         connection_id,
         run_id,
         payload_hash,
         fetched_at,
-        json_extract_string(payload, '$.state') as run_state,
+        fields[1] as run_state,
         -- spelled as the runs table stores it (CONTRACT: Cancelled is stored as Canceled)
-        replace(json_extract_string(payload, '$.result'), 'Cancelled', 'Canceled') as run_result
-    from source
+        replace(fields[2], 'Cancelled', 'Canceled') as run_result
+    from parsed
 )
 
 select * from renamed

@@ -1,17 +1,13 @@
 -- grain: one row per task (connection_id, run_id, job_id, task_id), with its run and its error row
--- depends_on: tasks, task_errors, stg_runs, stg_error_catalog
+-- depends_on: stg_task_outcomes, task_errors, stg_error_catalog
 -- A view: incremental builds read only the changed days' tasks through it, so no
 -- build copies every task.
 with tasks as (
-    select * from tasks
+    select * from stg_task_outcomes
 ),
 
 task_errors as (
     select * from task_errors
-),
-
-runs as (
-    select * from stg_runs
 ),
 
 error_catalog as (
@@ -24,11 +20,10 @@ joined as (
         tasks.run_id,
         tasks.job_id,
         tasks.task_id,
-        tasks.state as task_state,
-        tasks.result as task_result,
-        coalesce(tasks.state = 'Completed', false) as is_completed,
-        coalesce(tasks.state = 'Completed' and tasks.result in ('Error', 'TimedOut'), false)
-            as is_failed,
+        tasks.task_state,
+        tasks.task_result,
+        tasks.is_completed,
+        tasks.is_failed,
         -- error_occurrences count tasks that have an error row, whatever its values
         task_errors.task_id is not null as has_error_row,
         -- a missing error row and a NULL value are reported alike, as (unspecified)
@@ -43,8 +38,8 @@ joined as (
             else '(unspecified)'
         end as fixability,
         task_errors.message as error_message,
-        runs.run_start_time,
-        runs.run_day
+        tasks.run_start_time,
+        tasks.run_day
     from tasks
     left join task_errors
         on tasks.connection_id = task_errors.connection_id
@@ -53,10 +48,6 @@ joined as (
         and tasks.task_id = task_errors.task_id
     left join error_catalog
         on task_errors.description_key = error_catalog.description_key
-    -- left join: a task whose run row is missing still counts towards the task totals
-    left join runs
-        on tasks.connection_id = runs.connection_id
-        and tasks.run_id = runs.run_id
 )
 
 select * from joined

@@ -15,6 +15,7 @@ from pipeline.defs.build_assets import error_catalog
 from pipeline.defs.checks import no_stuck_runs
 from pipeline.defs.finding_checks import latest_day_no_spike, vocabulary_in_catalog
 from pipeline.defs.resources import WarehouseResource
+from pipeline.warehouse.models import build_models
 from pipeline.warehouse.store import open_warehouse
 from tests.alerts.support import FAILURE_DAILY_DDL
 from tests.support import load_runs
@@ -60,6 +61,7 @@ def test_vocabulary_drift_names_unknown_keys_systems_and_phases_with_counts(
         add_failed_task(con, "t4", "ExportQuotaExceeded", "quota_service", "export_file")
         add_failed_task(con, "t5", "ExportQuotaExceeded", "exporter", "warp_drive")
         add_failed_task(con, "t6", "NotCounted", "nowhere", "nothing", result="Success")
+        build_models(con)  # the check reads the models, built before it in every job
     check = vocabulary_in_catalog(warehouse=warehouse)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     listed = check.metadata["values"].value
@@ -76,6 +78,7 @@ def test_vocabulary_in_the_catalogues_passes(warehouse: WarehouseResource) -> No
     with warehouse.open() as store:
         replace_error_catalog(store.con)
         add_failed_task(store.con, "t1", "FailedToExport", "EXPORTER", "Export_File")
+        build_models(store.con)
     assert vocabulary_in_catalog(warehouse=warehouse).passed
 
 

@@ -73,3 +73,31 @@ def test_loading_the_definitions_creates_no_folder(tmp_path: Path) -> None:
     data_dir = tmp_path / "not-yet"
     build_definitions(data_dir=data_dir)
     assert not data_dir.exists()  # made when the warehouse is first opened
+
+
+def test_the_models_step_builds_only_the_selected_models(tmp_path: Path) -> None:
+    from pipeline.defs.assets import MODELS_OP
+    from pipeline.warehouse.store import open_warehouse
+    from tests.support import load_runs
+    from tests.transform.builders import random_runs
+
+    defs = build_definitions(data_dir=tmp_path)
+    with open_warehouse(tmp_path / "warehouse.duckdb") as warehouse:
+        load_runs(warehouse, random_runs(6, seed=3))
+    job = defs.resolve_implicit_global_asset_job_def()
+    wanted = [dg.AssetKey("stg_runs"), dg.AssetKey("run_duration_daily")]
+    result = job.execute_in_process(asset_selection=wanted)
+    assert result.success
+    mats = {
+        m.asset_key.to_user_string(): m.metadata
+        for m in result.asset_materializations_for_node(MODELS_OP)
+    }
+    assert set(mats) == {"stg_runs", "run_duration_daily"}
+    assert "row_count" not in mats["stg_runs"]  # a view: counting it would run its query
+    with open_warehouse(tmp_path / "warehouse.duckdb") as warehouse:
+        built = warehouse.con.execute("select count(*) from run_duration_daily").fetchone()
+        others = warehouse.con.execute(
+            "select count(*) from duckdb_tables() where table_name = 'failure_daily'"
+        ).fetchone()
+    assert built is not None and mats["run_duration_daily"]["row_count"].value == built[0]
+    assert others == (0,)  # not selected: not built

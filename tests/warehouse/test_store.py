@@ -365,7 +365,7 @@ def test_classifying_by_index_lookups_loads_exactly_what_the_join_loads(
     from pipeline.warehouse import load_sql
 
     runs = random_runs(30, seed=12)
-    runs[0]["id"] = "it's quoted"  # a run id needing escaping in the looked-up list
+    runs[0]["id"] = "it's quoted"  # a quote in a looked-up run id
     changed = copy.deepcopy(runs[:10])
     for r in changed:
         r["state"] = "Executing"
