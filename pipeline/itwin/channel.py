@@ -29,6 +29,9 @@ from pipeline.itwin.session import ApiSession
 from pipeline.itwin.settings import ACCEPT_HEADER, Settings
 from pipeline.itwin.stats import CallStats, bump
 
+# A connection idle this long (or four request intervals, if longer) is closed.
+MIN_KEEPALIVE_S = 0.5
+
 
 class ApiChannel:
     """Sends the client's GETs: builds the pieces once, then fetches answers and pages."""
@@ -110,14 +113,22 @@ class ApiChannel:
 
 
 def _pool_limits(settings: Settings) -> httpx.Limits:
-    """As many kept-alive connections as requests may be in flight.
+    """As many kept-alive connections as requests may be in flight, idle ones closed soon.
 
     httpx keeps 20 by default: with more in flight, connections were closed as they fell
     idle and new ones opened a moment later (a TCP and TLS handshake each against the real
-    API), and requests queued inside the pool for them.
+    API), and requests queued inside the pool for them. Idle connections close after a
+    few request intervals: httpcore's pool checks every connection (a socket poll each) on
+    every request start and end, so a pool grown by a burst taxes the event loop until its
+    surplus goes; at the paced rate the connections in use are never idle that long.
     """
     slots = settings.in_flight_limit  # at least 1 (see Settings.in_flight_limit)
-    return httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
+    interval_s = 60.0 / settings.rate_limit_per_minute
+    return httpx.Limits(
+        max_connections=slots,
+        max_keepalive_connections=slots,
+        keepalive_expiry=max(MIN_KEEPALIVE_S, 4 * interval_s),
+    )
 
 
 def _checked_base_url(raw: str) -> httpx.URL:

@@ -80,3 +80,21 @@ async def test_a_throttled_token_endpoint_with_a_long_wait_is_asked_once() -> No
     assert all(isinstance(o, WaitTooLongError) for o in outcomes)
     assert {o.wait_s for o in outcomes if isinstance(o, WaitTooLongError)} == {1800}
     assert token_requests(sim) == 1 and api_requests(sim) == 0
+
+
+@pytest.mark.anyio
+async def test_connections_opened_for_a_burst_close_once_idle() -> None:
+    """httpcore's pool checks every connection on every request start and end, so the
+    surplus a burst opened must go once idle instead of taxing each later request."""
+    with simulator(Faults(), connections=16) as sim:
+        settings = sim_settings(sim, rate_limit_per_minute=600_000.0, max_concurrency=16)
+        async with ExportApiClient(settings) as client:
+            # httpx's transport keeps the httpcore pool privately; its connections are public.
+            pool = client._channel.http._transport._pool  # type: ignore[attr-defined]
+            await asyncio.gather(*(client.get_connection(c) for c in sim.connection_ids))
+            opened = len(pool.connections)
+            await asyncio.sleep(0.8)  # past the 0.5 s idle limit at this pace
+            await client.get_connection(sim.connection_ids[0])
+            kept = len(pool.connections)
+    assert opened > 4  # the burst did open several connections
+    assert kept == 1
