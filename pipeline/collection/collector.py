@@ -103,9 +103,10 @@ class Collector:
             await self._connections.read_state(connection_ids)
             if self.stopped_because is not None:  # stopped before reading any list
                 connection_ids = []
-            # Many small loads in a row: checkpoint by WAL size, not DuckDB's default; less
-            # than bulk file loads, since here checkpoints overlap the waits for the API.
-            with self.warehouse.loader.bulk("256MB"):
+            # Many small loads in a row: checkpoint by WAL size, not DuckDB's default; far
+            # less than bulk file loads, since here checkpoints overlap the waits for the API
+            # and the one left for the end, after the last answer, stays small.
+            with self.warehouse.loader.bulk("64MB"):
                 self._tasks = [asyncio.create_task(self._collect_one(c)) for c in connection_ids]
                 results = await asyncio.gather(*self._tasks)
                 # A stop hands its last batches over unawaited: they load before the bulk
