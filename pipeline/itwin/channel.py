@@ -55,7 +55,7 @@ class ApiChannel:
             timeout=_timeouts(settings),
             follow_redirects=False,
             transport=transport,
-            limits=_pool_limits(settings),
+            limits=_pool_limits(settings, self.limiter.interval_s),
         )
         self.totals = CallStats()
         self.auth = self._make_auth()
@@ -112,7 +112,7 @@ class ApiChannel:
             index += 1
 
 
-def _pool_limits(settings: Settings) -> httpx.Limits:
+def _pool_limits(settings: Settings, interval_s: float) -> httpx.Limits:
     """As many kept-alive connections as requests may be in flight, idle ones closed soon.
 
     httpx keeps 20 by default: with more in flight, connections were closed as they fell
@@ -123,7 +123,6 @@ def _pool_limits(settings: Settings) -> httpx.Limits:
     surplus goes; at the paced rate the connections in use are never idle that long.
     """
     slots = settings.in_flight_limit  # at least 1 (see Settings.in_flight_limit)
-    interval_s = 60.0 / settings.rate_limit_per_minute
     return httpx.Limits(
         max_connections=slots,
         max_keepalive_connections=slots,
