@@ -1,29 +1,41 @@
 """Async client for the four Export API calls the pipeline needs.
 
-The calls and their answers' shapes live here; the plumbing under them (the httpx client,
-auth, retries, the rate budget, following next links) is `channel.ApiChannel`.
+One long-lived httpx.AsyncClient per client: base URL, Accept header, explicit timeouts, no
+redirects; auth, retries, the rate budget and paging live in their own modules (auth, session,
+ratelimit, paging) and are assembled here, under the calls and their answers' shapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from pipeline.itwin.answers import member_object
-from pipeline.itwin.channel import ApiChannel
+from pipeline.errors import ConfigError
+from pipeline.itwin.answers import Answer, member_list, member_object
+from pipeline.itwin.auth import (
+    ClientCredentialsAuth,
+    IssuedToken,
+    StaticTokenAuth,
+    fetch_client_credentials_token,
+)
+from pipeline.itwin.bodies import ACCEPT_ENCODING
 from pipeline.itwin.ids import path_segment, validate_id
+from pipeline.itwin.logs import install_redaction
 from pipeline.itwin.page_parsing import RawItem, RejectedItem
-from pipeline.itwin.paging import checked_start_url, next_href, normalize_next_link
+from pipeline.itwin.paging import Pager, checked_start_url, next_href, normalize_next_link
 from pipeline.itwin.ratelimit import RateLimiter
-from pipeline.itwin.settings import Settings
-from pipeline.itwin.stats import CallStats
+from pipeline.itwin.session import ApiSession
+from pipeline.itwin.settings import ACCEPT_HEADER, Settings
+from pipeline.itwin.stats import CallStats, bump
 
 __all__ = ["CallStats", "ExportApiClient", "RawItem", "RejectedItem", "RunsPage"]
+
+# A connection idle this long (or four request intervals, if longer) is closed.
+MIN_KEEPALIVE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ class RunsPage:
 
 
 class ExportApiClient:
-    """The Export API's connection and run calls, over one long-lived channel.
+    """The Export API's connection and run calls, over one long-lived connection pool.
 
     Use as ``async with ExportApiClient(settings) as api:``; every call may run
     concurrently with the others and they share one rate budget and token.
@@ -66,27 +78,45 @@ class ExportApiClient:
     ) -> None:
         """``request_history``: when the API requests of the last hour started (UTC),
         earlier collections' included, so the hourly budget counts them too."""
-        self._channel = ApiChannel(settings, transport=transport, request_history=request_history)
-        self._http = self._channel.http
+        settings.require_credentials()
+        install_redaction(settings)
+        self._settings = settings
+        self._base_url = _checked_base_url(settings.base_url)
+        self.limiter = RateLimiter(
+            settings.rate_limit_per_minute,
+            per_hour=settings.rate_limit_per_hour,
+            max_wait_s=settings.max_wait_s,
+            history=request_history,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers={"Accept": ACCEPT_HEADER, "Accept-Encoding": ACCEPT_ENCODING},
+            timeout=_timeouts(settings),
+            follow_redirects=False,
+            transport=transport,
+            limits=_pool_limits(settings, self.limiter.interval_s),
+        )
+        self.totals = CallStats()  # counters over every call this client made
+        self.auth = self._make_auth()
+        self._session = ApiSession(
+            settings, http=self._http, auth=self.auth, totals=self.totals, limiter=self.limiter
+        )
 
-    @property
-    def auth(self) -> httpx.Auth:
-        return self._channel.auth
+    def _make_auth(self) -> httpx.Auth:
+        """A static token when one is configured, else client credentials."""
+        if self._settings.access_token:
+            return StaticTokenAuth(self._settings.access_token, api_origin=self._base_url)
 
-    @property
-    def limiter(self) -> RateLimiter:
-        return self._channel.limiter
+        async def fetch() -> IssuedToken:
+            return await fetch_client_credentials_token(self._http, self._settings, self.limiter)
+
+        return ClientCredentialsAuth(fetch, api_origin=self._base_url)
 
     async def __aenter__(self) -> ExportApiClient:
         await self._http.__aenter__()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -94,12 +124,7 @@ class ExportApiClient:
         await self._http.aclose()
 
     def __repr__(self) -> str:
-        return f"ExportApiClient(base_url={str(self._channel.base_url)!r})"
-
-    @property
-    def totals(self) -> CallStats:
-        """Counters over every call this client made."""
-        return self._channel.totals
+        return f"ExportApiClient(base_url={str(self._base_url)!r})"
 
     def request_times(self) -> list[datetime]:
         """When each API request of this client started (UTC; token requests excluded)."""
@@ -124,16 +149,16 @@ class ExportApiClient:
         """
         segment = path_segment(connection_id, "connection_id")
         if start_url is not None:
-            url = checked_start_url(start_url, self._channel.base_url, connection_id)
+            url = checked_start_url(start_url, self._base_url, connection_id)
         else:
             params = {"$top": _page_size(page_size)} if page_size is not None else None
-            url = self._channel.url(f"export/connections/{segment}/runs", params)
+            url = self._url(f"export/connections/{segment}/runs", params)
         return self._runs_pages(url, connection_id, stats or CallStats())
 
     async def _runs_pages(
         self, url: httpx.URL, connection_id: str, stats: CallStats
     ) -> AsyncIterator[RunsPage]:
-        async for index, answer, runs in self._channel.pages(url, "runs", connection_id, stats):
+        async for index, answer, runs in self._pages(url, "runs", connection_id, stats):
             yield RunsPage(
                 runs=runs,
                 fetched_at=answer.fetched_at,
@@ -159,8 +184,8 @@ class ExportApiClient:
             f"export/connections/{path_segment(connection_id, 'connection_id')}"
             f"/runs/{path_segment(run_id, 'run_id')}"
         )
-        answer = await self._channel.get(
-            self._channel.url(path), connection_id, stats or CallStats()
+        answer = await self._session.get_object(
+            self._url(path), stats=stats or CallStats(), connection_id=connection_id
         )
         return member_object(answer, "run", connection_id), answer.fetched_at
 
@@ -169,8 +194,8 @@ class ExportApiClient:
     ) -> dict[str, Any]:
         """The connection object (the `connection` member of the answer)."""
         path = f"export/connections/{path_segment(connection_id, 'connection_id')}"
-        answer = await self._channel.get(
-            self._channel.url(path), connection_id, stats or CallStats()
+        answer = await self._session.get_object(
+            self._url(path), stats=stats or CallStats(), connection_id=connection_id
         )
         return member_object(answer, "connection", connection_id)
 
@@ -179,13 +204,41 @@ class ExportApiClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield every connection object of the iModel, across all pages."""
         validate_id(imodel_id, "imodel_id")
-        url = self._channel.url("export/connections", {"imodelId": imodel_id})
+        url = self._url("export/connections", {"imodelId": imodel_id})
         return self._connections(url, stats or CallStats())
 
     async def _connections(self, url: httpx.URL, stats: CallStats) -> AsyncIterator[dict[str, Any]]:
-        async for _, _, connections in self._channel.pages(url, "connections", None, stats):
+        async for _, _, connections in self._pages(url, "connections", None, stats):
             for connection in connections:
                 yield connection
+
+    def _url(self, path: str, params: Mapping[str, str | int] | None = None) -> httpx.URL:
+        """An absolute URL under the base URL (whose own path prefix is kept)."""
+        return httpx.URL(self._base_url.join(path), params=params)
+
+    async def _pages(
+        self, url: httpx.URL, member: str, connection_id: str | None, stats: CallStats
+    ) -> AsyncIterator[tuple[int, Answer, list[dict[str, Any]]]]:
+        """Fetch pages by next link; yield (index, answer, new items) before going on."""
+        pager = Pager(
+            url,
+            base_url=self._base_url,
+            max_pages=self._settings.max_pages,
+            connection_id=connection_id,
+        )
+        index = 0
+        next_url: httpx.URL | None = url
+        while next_url is not None:
+            answer = await self._session.get_object(
+                next_url, stats=stats, connection_id=connection_id, member=member
+            )
+            items = member_list(answer, member, connection_id)
+            bump("pages", stats, self.totals)
+            yield index, answer, pager.fresh(items)
+            next_url = pager.next_url(
+                answer.body, current=answer.url, items=len(items) + len(answer.page.rejected)
+            )
+            index += 1
 
 
 def _resolved_next(current: httpx.URL, body: dict[str, Any]) -> str | None:
@@ -197,3 +250,39 @@ def _page_size(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"page_size must be a positive integer, got {value!r}")
     return value
+
+
+def _pool_limits(settings: Settings, interval_s: float) -> httpx.Limits:
+    """As many kept-alive connections as requests may be in flight, idle ones closed soon.
+
+    httpx keeps 20 by default: with more in flight, connections were closed as they fell
+    idle and new ones opened a moment later (a TCP and TLS handshake each against the real
+    API), and requests queued inside the pool for them. Idle connections close after a
+    few request intervals: httpcore's pool checks every connection (a socket poll each) on
+    every request start and end, so a pool grown by a burst taxes the event loop until its
+    surplus goes; at the paced rate the connections in use are never idle that long.
+    """
+    slots = settings.in_flight_limit  # at least 1 (see Settings.in_flight_limit)
+    return httpx.Limits(
+        max_connections=slots,
+        max_keepalive_connections=slots,
+        keepalive_expiry=max(MIN_KEEPALIVE_S, 4 * interval_s),
+    )
+
+
+def _checked_base_url(raw: str) -> httpx.URL:
+    """The base URL with a trailing slash, so relative paths keep any prefix."""
+    url = httpx.URL(raw)
+    if url.scheme not in ("http", "https") or not url.host or url.userinfo:
+        raise ConfigError("ITWIN_API_BASE_URL must be an http(s) URL without user:password@")
+    path = url.path if url.path.endswith("/") else url.path + "/"
+    return url.copy_with(path=path, query=None, fragment=None)
+
+
+def _timeouts(settings: Settings) -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=settings.connect_timeout_s,
+        read=settings.read_timeout_s,
+        write=settings.read_timeout_s,
+        pool=settings.request_deadline_s,
+    )

@@ -90,7 +90,7 @@ async def test_connections_opened_for_a_burst_close_once_idle() -> None:
         settings = sim_settings(sim, rate_limit_per_minute=600_000.0, max_concurrency=16)
         async with ExportApiClient(settings) as client:
             # httpx's transport keeps the httpcore pool privately; its connections are public.
-            pool = client._channel.http._transport._pool  # type: ignore[attr-defined]
+            pool = client._http._transport._pool  # type: ignore[attr-defined]
             await asyncio.gather(*(client.get_connection(c) for c in sim.connection_ids))
             opened = len(pool.connections)
             await asyncio.sleep(0.8)  # past the 0.5 s idle limit at this pace
