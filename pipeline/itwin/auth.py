@@ -85,8 +85,6 @@ class ClientCredentialsAuth(httpx.Auth):
         self._clock = clock
         self._token: AccessToken | None = None
         self._lock = asyncio.Lock()
-        self.token_requests = 0
-        self.replays = 0
 
     async def token(self) -> AccessToken:
         """The cached token, renewed first if it is close to expiry."""
@@ -101,7 +99,6 @@ class ClientCredentialsAuth(httpx.Auth):
             current = self._token
             if current is not None and current is not stale and self._clock() < current.renew_at:
                 return current
-            self.token_requests += 1
             requested_at = self._clock()  # the lifetime counts from before the request
             issued = await self._fetch_token()
             renew_at = requested_at + issued.lifetime_s - renew_margin(issued.lifetime_s)
@@ -121,7 +118,6 @@ class ClientCredentialsAuth(httpx.Auth):
         logger.info(
             "401 for %s %s; renewing the token and replaying once", request.method, request.url
         )
-        self.replays += 1
         token = await self.renew(stale=token)
         _authorize(request, token.value, self._api_origin)
         yield request

@@ -113,11 +113,10 @@ class RateLimiter:
         history: Iterable[datetime] = (),
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        headroom: float = DEFAULT_HEADROOM,
     ) -> None:
-        if per_minute <= 0 or not 0 < headroom <= 1 or (per_hour is not None and per_hour <= 0):
-            raise ValueError("budgets must be positive and headroom in (0, 1]")
-        self.interval_s = 60.0 / (per_minute * headroom)
+        if per_minute <= 0 or (per_hour is not None and per_hour <= 0):
+            raise ValueError("budgets must be positive")
+        self.interval_s = 60.0 / (per_minute * DEFAULT_HEADROOM)
         self.per_hour = max(1, int(per_hour)) if per_hour is not None else None
         self.max_wait_s = max_wait_s
         self._clock = clock
@@ -195,10 +194,6 @@ class RateLimiter:
     def _stop(self, reason: str, wait_s: float) -> None:
         if self._stopped is None:
             self._stopped = (reason, wait_s)
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopped is not None
 
     def request_times(self) -> list[datetime]:
         """When each API request this limiter let through started (UTC), to be stored."""

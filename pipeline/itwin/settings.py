@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,6 @@ class Settings:
     full_pass_every_s: float = 86_400.0
     lock_timeout_s: float = 30.0  # how long a collection waits for another's warehouse lock
     max_answer_mb: float = 64.0  # an answer inflating past this is refused, not read on
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         """Validate every field however the object was built (env, file, run config, code)."""
@@ -182,8 +181,6 @@ def _normalised(settings: Settings) -> dict[str, Any]:
     """Every field checked and in its typed form; raises ConfigError naming the first bad one."""
     out: dict[str, Any] = {}
     for f in fields(Settings):
-        if f.name == "extra":
-            continue
         value = _coerce(f.name, getattr(settings, f.name))
         if f.name in _SECRETS and value is not None:
             check.clean_credential(f.name, value.reveal(), _ENV_OF.get(f.name))
@@ -202,7 +199,7 @@ def _normalised(settings: Settings) -> dict[str, Any]:
 
 
 def _from_mapping(base: Settings, values: Mapping[str, Any], source: str) -> Settings:
-    known = {f.name for f in fields(Settings)} - {"extra"}
+    known = {f.name for f in fields(Settings)}
     changes: dict[str, Any] = {}
     for key, value in values.items():
         name = key.lower()

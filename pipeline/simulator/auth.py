@@ -28,7 +28,6 @@ class TokenStore:
         self._clock = clock
         self._issued: dict[str, float] = {}  # token -> monotonic expiry
         self._lock = threading.Lock()
-        self.issued_count = 0
 
     def client_of(self, token: str) -> str | None:
         """The OAuth client a valid token belongs to (the rate-limit key), else None."""
@@ -66,7 +65,6 @@ class TokenStore:
         token = "sim-issued-" + secrets.token_urlsafe(24)
         with self._lock:
             self._issued[token] = self._clock() + cfg.token_lifetime_s
-            self.issued_count += 1
         lifetime = max(1, int(cfg.token_lifetime_s))
         return 200, {
             "access_token": token,

@@ -34,14 +34,14 @@ def canonical_json(payload: Any) -> bytes:
         ) from exc
 
 
-def extra_json(extra: dict[str, Any], where: str = "") -> str:
+def extra_json(extra: dict[str, Any]) -> str:
     """JSON text (keys sorted) of a row's fields without a column; raises UnreadablePayload.
 
     Flat scalars need no walk: the payload's canonical dump already vetted its ints and
     strings. Only floats (NaN would silently become null) and nested values are walked.
     """
     if not _FLAT_SCALARS.issuperset(map(type, extra.values())):
-        bad = find_bad_value(extra, where)
+        bad = find_bad_value(extra)
         if bad:
             raise UnreadablePayload(bad)
     return orjson.dumps(extra, option=_OPTIONS).decode("utf-8")

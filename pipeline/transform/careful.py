@@ -134,11 +134,11 @@ def _errors(tasks: _Entities, problems: Problems) -> tuple[_Entities, list[int]]
         [tasks.owner[i] for i in parent_ix],
         lambda row: f"{tasks.label(parent_ix[row])}error.",
     )
-    _require_objects(errors, problems, trailing=True)
+    _require_objects(errors, problems)
     return errors, parent_ix
 
 
-def _require_objects(ents: _Entities, problems: Problems, *, trailing: bool = False) -> None:
+def _require_objects(ents: _Entities, problems: Problems) -> None:
     if set(map(type, ents.dicts)) <= {dict}:
         return
     for i, d in enumerate(ents.dicts):

@@ -124,8 +124,6 @@ ERROR_FIELDS = {
     "canUserFix": "can_user_fix",
 }
 
-TERMINAL_STATE = "Completed"
-
 # Bookkeeping tables beside the core ones, written once here like the core schemas.
 # raw_runs: every distinct version of every run, as canonical JSON (keys sorted,
 # strings byte-exact), with when it was first fetched.
