@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
@@ -39,9 +38,7 @@ class LineProgress:
     def __enter__(self) -> LineProgress:
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
     def connection_started(self, connection_id: str, mode: str, display_name: str | None) -> None:
@@ -89,9 +86,7 @@ class TerminalProgress:
         self.bars.start()
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.bars.stop()
 
     def connection_started(self, connection_id: str, mode: str, display_name: str | None) -> None:
@@ -144,9 +139,7 @@ class FileLoadProgress:
             self.bars.start()
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bars is not None:
             self.bars.stop()
 
