@@ -19,15 +19,8 @@ from pipeline.transform.canonical import (
     find_bad_value,
 )
 from pipeline.transform.fastpath import KNOWN_KEYS
-from pipeline.transform.keys import add_keys_and_duration
-from pipeline.transform.schema import (
-    CORE_TABLES,
-    ERROR_FIELDS,
-    JOB_FIELDS,
-    RUN_FIELDS,
-    TASK_FIELDS,
-    UTC_MICROS,
-)
+from pipeline.transform.keys import add_keys_and_duration, rename_results
+from pipeline.transform.schema import API_FIELDS, CORE_TABLES, UTC_MICROS
 from pipeline.transform.timestamps import parse_timestamps
 
 
@@ -60,13 +53,6 @@ _EXPECTED = {
     UTC_MICROS: "a timestamp string",
 }
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_RESULT_RENAMES = {"Cancelled": "Canceled"}
-_FIELDS = {
-    "runs": RUN_FIELDS,
-    "jobs": JOB_FIELDS,
-    "tasks": TASK_FIELDS,
-    "task_errors": ERROR_FIELDS,
-}
 
 
 def flatten_carefully(
@@ -150,7 +136,7 @@ def _require_objects(ents: _Entities, problems: Problems) -> None:
 
 def _columns(ents: _Entities, table: str, problems: Problems) -> dict[str, pa.Array]:
     schema = CORE_TABLES[table][0]
-    fields = _FIELDS[table]
+    fields = API_FIELDS[table]
     cols: dict[str, pa.Array] = {}
     for api_name, column in fields.items():
         values = [d.get(api_name) for d in ents.dicts]
@@ -159,7 +145,7 @@ def _columns(ents: _Entities, table: str, problems: Problems) -> dict[str, pa.Ar
             continue  # the run's id is its key, read and checked already
         cols[column] = _typed(values, schema.field(column).type, ents, api_name, problems, is_id)
         if column == "result":
-            cols[column] = _rename_results(cols[column])
+            cols[column] = rename_results(cols[column])
     cols["extra"] = _extra(ents, KNOWN_KEYS[table], problems)
     return cols
 
@@ -203,12 +189,6 @@ def _int64(values: list[Any], ents: _Entities, name: str, problems: Problems) ->
             problems.mark(ents.owner[i], f"{ents.label(i)}{name}: integer {v} out of int64 range")
             values[i] = None
     return pa.array(values, pa.int64())
-
-
-def _rename_results(results: pa.Array) -> pa.Array:
-    for old, new in _RESULT_RENAMES.items():
-        results = pc.if_else(pc.equal(results, old), pa.scalar(new), results)
-    return results
 
 
 def _extra(ents: _Entities, known: frozenset[str], problems: Problems) -> pa.Array:

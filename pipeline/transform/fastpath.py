@@ -29,8 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.transform.canonical import UnreadablePayload, extra_json
-from pipeline.transform.keys import add_keys_and_duration
+from pipeline.transform.keys import add_keys_and_duration, rename_results
 from pipeline.transform.schema import (
+    API_FIELDS,
     CORE_TABLES,
     ERROR_FIELDS,
     JOB_FIELDS,
@@ -82,12 +83,7 @@ _RUN_TYPE = _struct_of(
 # Integer fields per level: Arrow's int64 conversion accepts floats, so they are checked.
 _INT_FIELDS = {
     name: [api for api, col in fields.items() if CORE_TABLES[name][0].field(col).type == pa.int64()]
-    for name, fields in (
-        ("runs", RUN_FIELDS),
-        ("jobs", JOB_FIELDS),
-        ("tasks", TASK_FIELDS),
-        ("task_errors", ERROR_FIELDS),
-    )
+    for name, fields in API_FIELDS.items()
 }
 
 
@@ -169,10 +165,10 @@ def _flatten(
     errors, error_parent = _errors_of(tasks)
 
     columns = {
-        "runs": _columns(runs, tree.runs, "runs", RUN_FIELDS),
-        "jobs": _columns(jobs, tree.jobs, "jobs", JOB_FIELDS),
-        "tasks": _columns(tasks, tree.tasks, "tasks", TASK_FIELDS),
-        "task_errors": _columns(errors, tree.errors, "task_errors", ERROR_FIELDS),
+        "runs": _columns(runs, tree.runs, "runs"),
+        "jobs": _columns(jobs, tree.jobs, "jobs"),
+        "tasks": _columns(tasks, tree.tasks, "tasks"),
+        "task_errors": _columns(errors, tree.errors, "task_errors"),
     }
     _no_repeats(job_parent, columns["jobs"]["job_id"])
     _no_repeats(task_parent, columns["tasks"]["task_id"])
@@ -203,11 +199,11 @@ def _errors_of(tasks: pa.StructArray) -> tuple[pa.StructArray, pa.Array]:
 
 
 def _columns(
-    values: pa.StructArray, dicts: Sequence[dict[str, Any]], table: str, fields: dict[str, str]
+    values: pa.StructArray, dicts: Sequence[dict[str, Any]], table: str
 ) -> dict[str, pa.Array]:
     schema = CORE_TABLES[table][0]
     cols: dict[str, pa.Array] = {}
-    for api_name, column in fields.items():
+    for api_name, column in API_FIELDS[table].items():
         if column == "run_id":
             continue  # the run's key, read and checked already
         field_values = pc.struct_field(values, api_name)
@@ -253,7 +249,7 @@ def _column(values: pa.Array, column: str, target: pa.DataType) -> pa.Array:
             raise _Decline
         return parsed
     if column == "result":
-        return pc.if_else(pc.equal(values, "Cancelled"), pa.scalar("Canceled"), values)
+        return rename_results(values)
     return values
 
 

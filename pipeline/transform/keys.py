@@ -1,5 +1,5 @@
-"""What both flatteners derive once the four tables' own columns are read: each run's
-duration, and each child row's parent keys (connection, run, job, task ids)."""
+"""What both flatteners derive from the four tables' own columns: each run's duration,
+each child row's parent keys (connection, run, job, task ids), and results spelled one way."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ _PARENT_KEYS = (
     ("tasks", "jobs", ("connection_id", "run_id", "job_id")),
     ("task_errors", "tasks", ("connection_id", "run_id", "job_id", "task_id")),
 )
+# A result the API spells more than one way -> the spelling stored.
+_RESULT_RENAMES = {"Cancelled": "Canceled"}
 
 
 def add_keys_and_duration(
@@ -36,3 +38,10 @@ def _duration(runs: dict[str, pa.Array]) -> pa.Array:
     start = runs["start_time"].view(pa.int64())
     end = runs["end_time"].view(pa.int64())
     return pc.divide(pc.subtract(end, start).cast(pa.float64()), 1e6)
+
+
+def rename_results(results: pa.Array) -> pa.Array:
+    """A `result` column with each result in its stored spelling."""
+    for old, new in _RESULT_RENAMES.items():
+        results = pc.if_else(pc.equal(results, old), pa.scalar(new), results)
+    return results

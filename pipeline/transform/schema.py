@@ -123,6 +123,13 @@ ERROR_FIELDS = {
     "kbArticleLink": "kb_article_link",
     "canUserFix": "can_user_fix",
 }
+# Core table -> its entity's fields (API name -> column).
+API_FIELDS = {
+    "runs": RUN_FIELDS,
+    "jobs": JOB_FIELDS,
+    "tasks": TASK_FIELDS,
+    "task_errors": ERROR_FIELDS,
+}
 
 # Bookkeeping tables beside the core ones, written once here like the core schemas.
 # raw_runs: every distinct version of every run, as canonical JSON (keys sorted,
