@@ -7,9 +7,7 @@ A file or line that is not JSON becomes a Rejected with its path and the reason.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +15,13 @@ from typing import Any
 
 import orjson
 
-from pipeline.transform.flatten import FetchedRun, FlatBatch, Rejected, flatten_runs
+from pipeline.transform.flatten import (
+    FetchedRun,
+    FlatBatch,
+    Rejected,
+    cyclic_gc_paused,
+    flatten_runs,
+)
 
 _LINE_SUFFIXES = (".ndjson", ".jsonl")
 SUFFIXES = (".json", *_LINE_SUFFIXES)
@@ -54,25 +58,12 @@ def flattened_batches(
     """Read `files` in order and flatten their runs `batch_runs` at a time."""
     batches = _batches(files, connection_id, batch_runs)
     while True:
-        with _cyclic_gc_paused():
+        # Parsed pages form no cycles: the collector waits until the batch is flattened.
+        with cyclic_gc_paused():
             batch = next(batches, None)
         if batch is None:
             return
         yield batch  # the consumer runs with the collector as it had it
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    # Parsed pages are millions of fresh dicts and lists and form no cycles; the cyclic
-    # collector's passes over them while a batch fills up would only cost, so it waits
-    # until the batch is flattened and freed.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _batches(files: Sequence[Path], connection_id: str, batch_runs: int) -> Iterator[FileBatch]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import gc
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -36,7 +37,14 @@ from pipeline.transform.schema import (
     UTC_MICROS,
 )
 
-__all__ = ["FetchedRun", "FlatBatch", "Rejected", "flatten_runs", "payload_hash"]
+__all__ = [
+    "FetchedRun",
+    "FlatBatch",
+    "Rejected",
+    "cyclic_gc_paused",
+    "flatten_runs",
+    "payload_hash",
+]
 
 Key = tuple[str, str]
 
@@ -112,12 +120,18 @@ def flatten_runs(runs: Iterable[FetchedRun], rejected: Iterable[Rejected] = ()) 
 
     `rejected` are added to the quarantine as they are (the caller has the reason).
     """
-    # The batch holds many small containers and creates no cycles; the cyclic collector's
-    # passes over them would only cost, so it waits meanwhile.
+    with cyclic_gc_paused():
+        return _flatten_batch(runs, rejected)
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """The cyclic collector waits meanwhile: runs are many small containers and form no
+    cycles, so its passes over them would only cost."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _flatten_batch(runs, rejected)
+        yield
     finally:
         if enabled:
             gc.enable()
