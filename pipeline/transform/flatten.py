@@ -218,17 +218,11 @@ def _read_versions(runs: Iterable[FetchedRun], quarantine: _Quarantine) -> list[
         try:
             canonical = canonical_json(payload)
         except UnreadablePayload as exc:
-            rid = payload.get("id") if isinstance(payload, dict) else None
-            quarantine.add(
-                run, rid if isinstance(rid, str) else None, str(exc), fallback_text(payload)
-            )
+            quarantine.add(run, _id_text(payload), str(exc), fallback_text(payload))
             continue
         key, reason = _run_key(run)
         if key is None:
-            rid = payload.get("id") if isinstance(payload, dict) else None
-            quarantine.add(
-                run, rid if isinstance(rid, str) else None, reason, canonical.decode("utf-8")
-            )
+            quarantine.add(run, _id_text(payload), reason, canonical.decode("utf-8"))
             continue
         fetched_at = in_utc.get(run.fetched_at)
         if fetched_at is None:
@@ -236,6 +230,12 @@ def _read_versions(runs: Iterable[FetchedRun], quarantine: _Quarantine) -> list[
         digest = hash_bytes(canonical)
         versions.append(_Version(*key, payload, canonical, digest, fetched_at, run.source))
     return versions
+
+
+def _id_text(payload: Any) -> str | None:
+    """The run's id for the quarantine, when it is text."""
+    rid = payload.get("id") if isinstance(payload, dict) else None
+    return rid if isinstance(rid, str) else None
 
 
 def _run_key(run: FetchedRun) -> tuple[Key | None, str]:
