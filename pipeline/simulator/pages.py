@@ -13,8 +13,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import orjson
 
@@ -106,23 +106,18 @@ def _run_in_subprocesses(chunks: list[list[_Job]]) -> None:
         raise RuntimeError(f"page writer processes failed with exit codes {failed}")
 
 
+@dataclass(frozen=True)
 class _Job:
     """One connection's pages; plain fields, so it can be sent to a worker process as JSON."""
 
-    def __init__(
-        self,
-        out: str,
-        seed: int,
-        connections: int,
-        index: int,
-        runs: int,
-        page_size: int,
-        include_connection_id: bool,
-        ndjson: bool,
-    ) -> None:
-        self.out, self.seed, self.connections, self.index = out, seed, connections, index
-        self.runs, self.page_size = runs, page_size
-        self.include_connection_id, self.ndjson = include_connection_id, ndjson
+    out: str
+    seed: int
+    connections: int
+    index: int
+    runs: int
+    page_size: int
+    include_connection_id: bool
+    ndjson: bool
 
     def first_path(self) -> Path:
         suffix = ".ndjson.part" if self.ndjson else "-00000.json"
@@ -162,15 +157,9 @@ def _write_connection(job: _Job) -> list[Path]:
     paths = []
     for number, page in _pages(world, conn, job):
         path = Path(job.out) / f"{job.index:05d}-{number:05d}.json"
-        _write(path, page)
+        path.write_bytes(page)
         paths.append(path)
     return paths
-
-
-def _write(path: Path, data: bytes) -> None:
-    sink: IO[bytes]
-    with path.open("wb") as sink:
-        sink.write(data)
 
 
 def _pages(world: World, conn: Connection, job: _Job) -> Iterator[tuple[int, bytes]]:
