@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,32 +26,6 @@ def run_id(run: Any) -> str | None:
     return None
 
 
-def _start_key(run: Any) -> str | None:
-    """ISO timestamps of one format sort as text, which is all the order check needs."""
-    if isinstance(run, dict):
-        value = run.get("startDateTime")
-        if isinstance(value, str):
-            return value
-    return None
-
-
-class OrderWatch:
-    """Tells whether a connection's runs arrive newest-first, across the pages read so far."""
-
-    def __init__(self) -> None:
-        self.previous: str | None = None
-        self.newest_first = True
-
-    def observe(self, runs: Iterable[Any]) -> None:
-        for run in runs:
-            key = _start_key(run)
-            if key is None:
-                continue
-            if self.previous is not None and key > self.previous:
-                self.newest_first = False
-            self.previous = key
-
-
 def page_is_unchanged(runs: list[Any], stored_hashes: Mapping[str, str]) -> bool:
     """Every run on the page is stored exactly as it is now (runs without an id never are)."""
     for run in runs:
@@ -69,17 +43,24 @@ class PageWalk:
     """
 
     def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.order = OrderWatch()
+        self.incremental = mode == INCREMENTAL
         self.read_all = True  # cleared when the walk stops before the list's end
-
-    @property
-    def incremental(self) -> bool:
-        return self.mode == INCREMENTAL
+        self.newest_first = True  # cleared when a run starts later than the one before it
+        self._previous_start: str | None = None
 
     def go_on(self, runs: list[Any], unchanged: bool, has_next: bool) -> bool:
-        self.order.observe(runs)
-        if self.incremental and unchanged and self.order.newest_first and has_next:
+        self._watch_order(runs)
+        if self.incremental and unchanged and self.newest_first and has_next:
             self.read_all = False
             return False
         return True
+
+    def _watch_order(self, runs: list[Any]) -> None:
+        """ISO timestamps of one format sort as text, which is all the order check needs."""
+        for run in runs:
+            start = run.get("startDateTime") if isinstance(run, dict) else None
+            if not isinstance(start, str):
+                continue
+            if self._previous_start is not None and start > self._previous_start:
+                self.newest_first = False
+            self._previous_start = start
