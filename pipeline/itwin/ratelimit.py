@@ -25,7 +25,7 @@ _REMAINING_HEADERS = (
     "X-RateLimit-Remaining",
     "RateLimit-Remaining",
 )
-_WAIT_SECONDS_HEADERS = ("iTwinPlatform-RateLimit-Retry-After-Seconds",)
+_WAIT_SECONDS_HEADER = "iTwinPlatform-RateLimit-Retry-After-Seconds"
 _RESET_HEADERS = ("X-RateLimit-Reset", "RateLimit-Reset")
 # Reset values above this are epoch seconds, below it seconds from now.
 _EPOCH_THRESHOLD = 1_000_000_000
@@ -50,7 +50,7 @@ def parse_rate_hint(headers: Mapping[str, str], *, now: datetime | None = None) 
     # Uncapped: a long wait is the service's word, and ITWIN_MAX_WAIT_S decides about it.
     wait = parse_retry_after(headers.get("Retry-After"), now=now, max_s=math.inf)
     if wait is None:
-        wait = _first_seconds(headers, _WAIT_SECONDS_HEADERS)
+        wait = parse_retry_after(headers.get(_WAIT_SECONDS_HEADER), max_s=math.inf)
     if wait is None:
         wait = _reset_seconds(headers, now or datetime.now(UTC))
     return RateHint(remaining=remaining, wait_s=wait)
@@ -65,14 +65,6 @@ def _first_int(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None
             return int(float(raw.strip()))
         except (ValueError, OverflowError):
             continue
-    return None
-
-
-def _first_seconds(headers: Mapping[str, str], names: tuple[str, ...]) -> float | None:
-    for name in names:
-        seconds = parse_retry_after(headers.get(name), max_s=math.inf)
-        if seconds is not None:
-            return seconds
     return None
 
 

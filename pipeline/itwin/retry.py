@@ -53,19 +53,13 @@ def parse_retry_after(
     text = value.strip()
     if not text:
         return None
-    seconds = _parse_seconds(text)
-    if seconds is None:
+    try:
+        seconds: float | None = float(text)
+    except ValueError:
         seconds = _parse_http_date(text, now or datetime.now(UTC))
     if seconds is None or not math.isfinite(seconds) or seconds <= 0 or seconds > max_s:
         return None
     return seconds
-
-
-def _parse_seconds(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def _parse_http_date(text: str, now: datetime) -> float | None:
