@@ -94,18 +94,8 @@ class ExportRoutes:
         skip, top = paging
         runs, total = self.world.page(conn.id, skip, top)
         base = f"{origin}/export/connections/{conn.id}/runs"
-        link_origin = self.faults.foreign_next_link
-        next_base = base if link_origin is None else base.replace(origin, link_origin, 1)
         sep = "&" if self.config.malformed_next_links else "?"
-
-        def href(at: str, s: int) -> dict[str, str]:
-            return {"href": f"{at}{sep}$skip={s}&$top={top}"}
-
-        links: dict[str, Any] = {"self": href(base, skip)}
-        if skip > 0:
-            links["prev"] = href(base, max(0, skip - top))
-        if skip + top < total:
-            links["next"] = href(next_base, skip + top)
+        links = self._page_links(origin, base, sep, skip, top, total)
         return r.Reply(200, r.runs_page(runs, links))
 
     def _connections_of(self, params: dict[str, str], origin: str) -> r.Reply:
@@ -127,16 +117,26 @@ class ExportRoutes:
             return paging
         skip, top = paging
         base = f"{origin}/export/connections?imodelId={quote(imodel_id)}"
-        links: dict[str, Any] = {"self": {"href": f"{base}&$skip={skip}&$top={top}"}}
-        if skip > 0:
-            links["prev"] = {"href": f"{base}&$skip={max(0, skip - top)}&$top={top}"}
-        if skip + top < len(conns):
-            next_base = base
-            if self.faults.foreign_next_link is not None:
-                next_base = base.replace(origin, self.faults.foreign_next_link, 1)
-            links["next"] = {"href": f"{next_base}&$skip={skip + top}&$top={top}"}
+        links = self._page_links(origin, base, "&", skip, top, len(conns))
         page = [self._connection_body(c, origin) for c in conns[skip : skip + top]]
         return r.json_reply(200, {"connections": page, "_links": links})
+
+    def _page_links(
+        self, origin: str, base: str, sep: str, skip: int, top: int, total: int
+    ) -> dict[str, Any]:
+        """A page's self, prev and next links (next on another origin under that fault)."""
+        link_origin = self.faults.foreign_next_link
+        next_base = base if link_origin is None else base.replace(origin, link_origin, 1)
+
+        def href(at: str, s: int) -> dict[str, str]:
+            return {"href": f"{at}{sep}$skip={s}&$top={top}"}
+
+        links: dict[str, Any] = {"self": href(base, skip)}
+        if skip > 0:
+            links["prev"] = href(base, max(0, skip - top))
+        if skip + top < total:
+            links["next"] = href(next_base, skip + top)
+        return links
 
     def _connection_body(self, conn: Connection, origin: str) -> dict[str, Any]:
         links: dict[str, Any] = {
