@@ -2,8 +2,6 @@
 
 from pipeline.collection.collector import Collector, collect
 from pipeline.collection.results import (
-    FULL,
-    INCREMENTAL,
     CollectionResult,
     ConnectionResult,
     FanOutProgress,
@@ -12,8 +10,6 @@ from pipeline.collection.results import (
 )
 
 __all__ = [
-    "FULL",
-    "INCREMENTAL",
     "CollectionResult",
     "Collector",
     "ConnectionResult",

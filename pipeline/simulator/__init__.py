@@ -1,5 +1,1 @@
 """A local stand-in for the iTwin Export API, for the demo and the client's tests."""
-
-from pipeline.simulator.config import Faults, SimulatorConfig
-
-__all__ = ["Faults", "SimulatorConfig"]
