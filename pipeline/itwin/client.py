@@ -8,7 +8,7 @@ ratelimit, paging) and are assembled here, under the calls and their answers' sh
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,19 +45,16 @@ class RunsPage:
     ``runs`` omits runs an earlier page of the same listing already yielded, and runs
     that are not usable JSON: those are in ``rejected`` (raw text and reason, for the
     quarantine). ``duplicate_keys`` holds the raw text of runs whose object repeats a
-    key (their parsed form in ``runs`` keeps the last value). ``extra`` holds the page's
-    other top-level members as sent (``_links``, ...).
+    key (their parsed form in ``runs`` keeps the last value).
     """
 
     runs: list[dict[str, Any]]
     fetched_at: datetime  # UTC, when the response arrived
     url: str
     has_next: bool
-    index: int = 0  # 0 for the first page read
     # The page after this one as paging follows it (resolved against ``url``); None at
     # the end. A read stopped after this page can go on from it (``list_runs(start_url=)``).
     next_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     rejected: tuple[RejectedItem, ...] = ()
     duplicate_keys: tuple[RawItem, ...] = ()
 
@@ -135,38 +132,34 @@ class ExportApiClient:
         connection_id: str,
         *,
         stats: CallStats | None = None,
-        page_size: int | None = None,
         start_url: str | None = None,
     ) -> AsyncIterator[RunsPage]:
         """Yield the connection's run pages in API order; the caller may stop early.
 
         ``start_url``: read from there instead of the first page (a page's ``next_url``
-        kept from an earlier read); ``page_size`` is then the link's own. Ids and the start
-        URL are checked at call time, before anything is sent: a start URL of another
-        origin, or carrying a user name or password, raises PagingError as a next link
-        there would. A next link the client refuses (foreign origin, loop, page cap)
-        raises PagingError after the pages before it were yielded.
+        kept from an earlier read). Ids and the start URL are checked at call time, before
+        anything is sent: a start URL of another origin, or carrying a user name or
+        password, raises PagingError as a next link there would. A next link the client
+        refuses (foreign origin, loop, page cap) raises PagingError after the pages before
+        it were yielded.
         """
         segment = path_segment(connection_id, "connection_id")
         if start_url is not None:
             url = checked_start_url(start_url, self._base_url, connection_id)
         else:
-            params = {"$top": _page_size(page_size)} if page_size is not None else None
-            url = self._url(f"export/connections/{segment}/runs", params)
+            url = self._url(f"export/connections/{segment}/runs")
         return self._runs_pages(url, connection_id, stats or CallStats())
 
     async def _runs_pages(
         self, url: httpx.URL, connection_id: str, stats: CallStats
     ) -> AsyncIterator[RunsPage]:
-        async for index, answer, runs in self._pages(url, "runs", connection_id, stats):
+        async for answer, runs in self._pages(url, "runs", connection_id, stats):
             yield RunsPage(
                 runs=runs,
                 fetched_at=answer.fetched_at,
                 url=str(answer.url),
                 has_next=next_href(answer.body) is not None,
-                index=index,
                 next_url=_resolved_next(answer.url, answer.body),
-                extra={k: v for k, v in answer.body.items() if k != "runs"},
                 rejected=answer.page.rejected,
                 duplicate_keys=answer.page.duplicate_keys,
             )
@@ -208,7 +201,7 @@ class ExportApiClient:
         return self._connections(url, stats or CallStats())
 
     async def _connections(self, url: httpx.URL, stats: CallStats) -> AsyncIterator[dict[str, Any]]:
-        async for _, _, connections in self._pages(url, "connections", None, stats):
+        async for _, connections in self._pages(url, "connections", None, stats):
             for connection in connections:
                 yield connection
 
@@ -218,15 +211,14 @@ class ExportApiClient:
 
     async def _pages(
         self, url: httpx.URL, member: str, connection_id: str | None, stats: CallStats
-    ) -> AsyncIterator[tuple[int, Answer, list[dict[str, Any]]]]:
-        """Fetch pages by next link; yield (index, answer, new items) before going on."""
+    ) -> AsyncIterator[tuple[Answer, list[dict[str, Any]]]]:
+        """Fetch pages by next link; yield (answer, new items) before going on."""
         pager = Pager(
             url,
             base_url=self._base_url,
             max_pages=self._settings.max_pages,
             connection_id=connection_id,
         )
-        index = 0
         next_url: httpx.URL | None = url
         while next_url is not None:
             answer = await self._session.get_object(
@@ -234,22 +226,15 @@ class ExportApiClient:
             )
             items = member_list(answer, member, connection_id)
             bump("pages", stats, self.totals)
-            yield index, answer, pager.fresh(items)
+            yield answer, pager.fresh(items)
             next_url = pager.next_url(
                 answer.body, current=answer.url, items=len(items) + len(answer.page.rejected)
             )
-            index += 1
 
 
 def _resolved_next(current: httpx.URL, body: dict[str, Any]) -> str | None:
     href = next_href(body)
     return None if href is None else str(current.join(normalize_next_link(href.strip())))
-
-
-def _page_size(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"page_size must be a positive integer, got {value!r}")
-    return value
 
 
 def _pool_limits(settings: Settings, interval_s: float) -> httpx.Limits:
