@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.arguments import build_parser
 from pipeline.errors import ConfigError, ITwinRunsError
 from pipeline.itwin.settings import Settings, load_settings
+from pipeline.warehouse import WAREHOUSE_FILE
 
 if TYPE_CHECKING:
     from pipeline.collection import Progress
@@ -26,7 +27,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Dagster's console log would repeat every failure with stack traces; the CLI prints its
 # own one-line errors and summary instead (-v shows our own debug log).
 QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-WAREHOUSE_FILE = "warehouse.duckdb"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -256,7 +256,7 @@ def cmd_load(
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with (
-        open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse,
+        open_warehouse(settings.data_dir / WAREHOUSE_FILE) as warehouse,
         FileLoadProgress(_interactive(), sys.stderr) as progress,
     ):
         outcome = load_files(paths, warehouse, default_connection_id=connection, on_batch=progress)

@@ -13,8 +13,7 @@ from pipeline.defs.build_assets import alerts, error_catalog
 from pipeline.defs.checks import all_checks
 from pipeline.defs.jobs import DEFAULT_CRON, collect_job, collect_schedule, report_job
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
-
-WAREHOUSE_FILE = "warehouse.duckdb"
+from pipeline.warehouse import WAREHOUSE_FILE
 
 
 def build_definitions(

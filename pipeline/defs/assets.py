@@ -15,6 +15,7 @@ from pipeline.collection import CollectionResult, FanOutProgress, Progress, coll
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 from pipeline.progress import LineProgress
 from pipeline.report.html import render_html
+from pipeline.summary import display_names
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.builds import ABSENT, versions_digest
 from pipeline.warehouse.export import export_parquet, write_if_changed
@@ -114,13 +115,6 @@ def collection(
         yield dg.MaterializeResult(
             asset_key=name, metadata={"row_count": counts.get(name, 0), **shared}
         )
-
-
-def display_names(con: Any) -> dict[str, str]:
-    rows = con.execute(
-        "select connection_id, display_name from connections where display_name is not null"
-    ).fetchall()
-    return {str(cid): str(name) for cid, name in rows}
 
 
 def top_error_codes_markdown(con: Any, limit: int = 10) -> str:
