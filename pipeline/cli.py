@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -27,10 +26,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Dagster's console log would repeat every failure with stack traces; the CLI prints its
 # own one-line errors and summary instead (-v shows our own debug log).
 QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(os.environ, config_file=args.config)
 
 
 def _interactive() -> bool:
@@ -280,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.dev import cmd_dev
 
             return cmd_dev(args.port)
-        settings = _settings(args)
+        settings = load_settings(os.environ, config_file=args.config)
         if args.command == "collect":
             return cmd_collect(settings, args.config, full=args.full)
         if args.command == "demo":

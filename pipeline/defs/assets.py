@@ -174,10 +174,6 @@ def models_asset() -> dg.AssetsDefinition:
     return _models
 
 
-def model_assets() -> list[dg.AssetsDefinition]:
-    return [models_asset()]
-
-
 @dg.asset(deps=list(report_models()), group_name=REPORT_GROUP, kinds={"parquet"})
 def parquet_reports(
     config: BuildConfig, warehouse: WarehouseResource
