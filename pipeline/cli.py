@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.arguments import build_parser
 from pipeline.errors import ConfigError, ITwinRunsError
 from pipeline.itwin.settings import Settings, load_settings
+from pipeline.warehouse import WAREHOUSE_FILE
 
 if TYPE_CHECKING:
     from pipeline.collection import Progress
@@ -26,11 +26,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Dagster's console log would repeat every failure with stack traces; the CLI prints its
 # own one-line errors and summary instead (-v shows our own debug log).
 QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-WAREHOUSE_FILE = "warehouse.duckdb"
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(os.environ, config_file=args.config)
 
 
 def _interactive() -> bool:
@@ -256,7 +251,7 @@ def cmd_load(
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with (
-        open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse,
+        open_warehouse(settings.data_dir / WAREHOUSE_FILE) as warehouse,
         FileLoadProgress(_interactive(), sys.stderr) as progress,
     ):
         outcome = load_files(paths, warehouse, default_connection_id=connection, on_batch=progress)
@@ -280,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.dev import cmd_dev
 
             return cmd_dev(args.port)
-        settings = _settings(args)
+        settings = load_settings(os.environ, config_file=args.config)
         if args.command == "collect":
             return cmd_collect(settings, args.config, full=args.full)
         if args.command == "demo":

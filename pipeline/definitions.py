@@ -8,13 +8,12 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline.collection import NoProgress, Progress
-from pipeline.defs.assets import collection, html_report, model_assets, parquet_reports
+from pipeline.defs.assets import collection, html_report, models_asset, parquet_reports
 from pipeline.defs.build_assets import alerts, error_catalog
 from pipeline.defs.checks import all_checks
 from pipeline.defs.jobs import DEFAULT_CRON, collect_job, collect_schedule, report_job
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
-
-WAREHOUSE_FILE = "warehouse.duckdb"
+from pipeline.warehouse import WAREHOUSE_FILE
 
 
 def build_definitions(
@@ -34,7 +33,7 @@ def build_definitions(
     """
     data_dir = data_dir or Path(os.environ.get("ITWIN_RUNS_DATA_DIR") or "data")
     return dg.Definitions(
-        assets=[collection, error_catalog, *model_assets(), parquet_reports, html_report, alerts],
+        assets=[collection, error_catalog, models_asset(), parquet_reports, html_report, alerts],
         asset_checks=all_checks(),
         jobs=[collect_job, report_job],
         schedules=[

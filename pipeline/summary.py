@@ -15,7 +15,7 @@ from pipeline.report.causes import FIXABILITY
 from pipeline.report.data import has_relation, rows_of
 from pipeline.report.format import format_rate, share
 from pipeline.report.html import top_failure_causes
-from pipeline.warehouse import quality
+from pipeline.warehouse import WAREHOUSE_FILE, quality
 from pipeline.warehouse.store import connect_read_only
 
 
@@ -115,7 +115,7 @@ class Summary:
         if fixability_line := who_can_fix(self.fixability):
             lines.append(fixability_line)
         reports = self.data_dir / "reports"
-        lines.append(f"warehouse: {self.data_dir / 'warehouse.duckdb'}")
+        lines.append(f"warehouse: {self.data_dir / WAREHOUSE_FILE}")
         lines.append(f"reports:   {reports}/ (report.html and one .parquet per model)")
         lines += findings_block(self.findings)
         return "\n".join(lines)
@@ -165,7 +165,7 @@ def _last_collection(
         "retries": sum(r[9] or 0 for r in rows),
         "throttled": sum(r[10] or 0 for r in rows),
     }
-    names = _display_names(con)
+    names = display_names(con)
     failed = [
         FailedConnection(r[0], r[2], r[3], r[4], names.get(r[0]), r[1])
         for r in rows
@@ -174,7 +174,7 @@ def _last_collection(
     return totals, failed
 
 
-def _display_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def display_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     # An older warehouse has no connections table: ids alone, as before.
     if not has_relation(con, "connections"):
         return {}
@@ -194,7 +194,7 @@ def _fixability(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def read_summary(data_dir: Path, top: int = 5) -> Summary:
-    with connect_read_only(data_dir / "warehouse.duckdb") as con:
+    with connect_read_only(data_dir / WAREHOUSE_FILE) as con:
         counts = {t: _count(con, t) for t in ("runs", "jobs", "tasks", "task_errors", "quarantine")}
         last, failed = _last_collection(con)
         try:

@@ -6,15 +6,6 @@
 """
 
 from pipeline.alerts.findings import Finding, current_findings, finding_lines
-from pipeline.alerts.log import ALERT_LOG, ensure_alert_log
-from pipeline.alerts.send import AlertReport, send_alerts
+from pipeline.alerts.send import send_alerts
 
-__all__ = [
-    "ALERT_LOG",
-    "AlertReport",
-    "Finding",
-    "current_findings",
-    "ensure_alert_log",
-    "finding_lines",
-    "send_alerts",
-]
+__all__ = ["Finding", "current_findings", "finding_lines", "send_alerts"]

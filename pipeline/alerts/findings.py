@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from pipeline.report.data import rows_of
 from pipeline.report.format import format_rate
 
 log = logging.getLogger("pipeline.alerts")
@@ -88,17 +89,16 @@ def finding_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _spike_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     if not _has_columns(con, "failure_daily", (*_SPIKE_COLUMNS, "is_spike")):
         return []
-    rows = _dicts(
-        con.execute(
-            f"""
-            with latest as (select max(day) as as_of_day from failure_daily)
-            select {", ".join(_SPIKE_COLUMNS)}, latest.as_of_day
-            from failure_daily, latest
-            where is_spike and day between latest.as_of_day - ? and latest.as_of_day
-            order by day
-            """,
-            [RECENT_WINDOW_DAYS - 1],
-        )
+    rows = rows_of(
+        con,
+        f"""
+        with latest as (select max(day) as as_of_day from failure_daily)
+        select {", ".join(_SPIKE_COLUMNS)}, latest.as_of_day
+        from failure_daily, latest
+        where is_spike and day between latest.as_of_day - ? and latest.as_of_day
+        order by day
+        """,
+        [RECENT_WINDOW_DAYS - 1],
     )
     return [
         Finding(kind="spike", as_of_day=row["as_of_day"], day=row["day"], text=spike_text(row))
@@ -109,16 +109,15 @@ def _spike_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
 def _trend_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     if not _has_columns(con, "failure_trend_by_error_code", _TREND_COLUMNS):
         return []
-    rows = _dicts(
-        con.execute(
-            f"""
-            select {", ".join(_TREND_COLUMNS)}
-            from failure_trend_by_error_code
-            where trend in ({", ".join("?" for _ in ALERTED_TRENDS)})
-            order by trend, error_code
-            """,
-            list(ALERTED_TRENDS),
-        )
+    rows = rows_of(
+        con,
+        f"""
+        select {", ".join(_TREND_COLUMNS)}
+        from failure_trend_by_error_code
+        where trend in ({", ".join("?" for _ in ALERTED_TRENDS)})
+        order by trend, error_code
+        """,
+        list(ALERTED_TRENDS),
     )
     return [
         Finding(
@@ -194,8 +193,3 @@ def _has_columns(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str,
             ", ".join(missing),
         )
     return not missing
-
-
-def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [column[0] for column in cursor.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -9,7 +9,7 @@ build, and the rest left pending once the receiver stops answering.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import duckdb
@@ -44,13 +44,13 @@ class AlertReport:
     """Current findings (spike days in the recent window, new or rising codes)."""
     new: int
     """Findings not alerted before (logged as pending this build when a URL is set)."""
-    sent: int
-    """Alerts delivered this build (new ones and earlier pending ones)."""
-    failed: int
-    """POSTs that failed this build."""
-    pending: int
-    """Alerts still undelivered after this build; they are sent at the next one."""
     webhook_configured: bool
+    sent: int = 0
+    """Alerts delivered this build (new ones and earlier pending ones)."""
+    failed: int = 0
+    """POSTs that failed this build."""
+    pending: int = 0
+    """Alerts still undelivered after this build; they are sent at the next one."""
     problem: str | None = None
     """Why delivery did not happen or stopped (last failure, or a bad URL), if it did."""
 
@@ -79,45 +79,25 @@ def send_alerts(
     findings = current_findings(con)
     url = webhook_url.reveal() if isinstance(webhook_url, Secret) else webhook_url
     if not url:
-        return AlertReport(
-            findings=len(findings),
-            new=_count_unalerted(con, findings),
-            sent=0,
-            failed=0,
-            pending=0,
-            webhook_configured=False,
-        )
+        unalerted = _count_unalerted(con, findings)
+        return AlertReport(findings=len(findings), new=unalerted, webhook_configured=False)
     ensure_alert_log(con)
-    new = record_new(con, findings, at)
+    report = AlertReport(
+        findings=len(findings), new=len(record_new(con, findings, at)), webhook_configured=True
+    )
     try:
         target = checked_url(url)
         http = make_transport(target) if transport is None else transport
     except Exception as exc:  # a bad URL or proxy setting must not fail the build
         reason = str(exc) if isinstance(exc, WebhookUrlError) else _transport_problem(exc)
         log.warning("alerts not sent: %s", reason)
-        return AlertReport(
-            findings=len(findings),
-            new=len(new),
-            sent=0,
-            failed=0,
-            pending=len(pending(con)),
-            webhook_configured=True,
-            problem=reason,
-        )
+        return replace(report, pending=len(pending(con)), problem=reason)
     try:
         sent, failed, problem = _deliver(con, http, target, at, timeout_s)
     finally:
         if transport is None:
             http.close()
-    return AlertReport(
-        findings=len(findings),
-        new=len(new),
-        sent=sent,
-        failed=failed,
-        pending=len(pending(con)),
-        webhook_configured=True,
-        problem=problem,
-    )
+    return replace(report, sent=sent, failed=failed, pending=len(pending(con)), problem=problem)
 
 
 def _deliver(

@@ -3,7 +3,6 @@
 from pipeline.catalog.load import (
     ERROR_CATALOG_SCHEMA,
     SNAPSHOT_DIR,
-    Catalog,
     CatalogEntry,
     CatalogError,
     error_catalog_table,
@@ -14,7 +13,6 @@ from pipeline.catalog.load import (
 __all__ = [
     "ERROR_CATALOG_SCHEMA",
     "SNAPSHOT_DIR",
-    "Catalog",
     "CatalogEntry",
     "CatalogError",
     "error_catalog_table",

@@ -18,6 +18,7 @@ import pyarrow as pa
 from pipeline.errors import ITwinRunsError
 from pipeline.transform.schema import ERROR_CATALOG
 from pipeline.warehouse.ddl import create_table_sql
+from pipeline.warehouse.statements import BATCH_TABLE, StatementRunner, transaction
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent / "snapshot"
 
@@ -82,19 +83,12 @@ def replace_error_catalog(con: duckdb.DuckDBPyConnection, snapshot_dir: Path = S
     ddl = create_table_sql(
         ERROR_CATALOG_TABLE, ERROR_CATALOG_SCHEMA, ERROR_CATALOG_KEY, primary_key=True
     )
-    con.begin()
-    try:
-        con.execute(f"DROP TABLE IF EXISTS {ERROR_CATALOG_TABLE}")
-        con.execute(ddl)
-        con.register("_error_catalog_rows", table)
-        try:
-            con.execute(f"INSERT INTO {ERROR_CATALOG_TABLE} SELECT * FROM _error_catalog_rows")
-        finally:
-            con.unregister("_error_catalog_rows")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+    statements = StatementRunner(con)  # refuses a table that would shadow BATCH_TABLE
+    with transaction(con):
+        statements.run("drop", f"DROP TABLE IF EXISTS {ERROR_CATALOG_TABLE}")
+        statements.run("create", ddl)
+        insert = f"INSERT INTO {ERROR_CATALOG_TABLE} SELECT * FROM {BATCH_TABLE}"
+        statements.run("insert", insert, table)
     return int(table.num_rows)
 
 

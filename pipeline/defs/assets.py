@@ -15,6 +15,7 @@ from pipeline.collection import CollectionResult, FanOutProgress, Progress, coll
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 from pipeline.progress import LineProgress
 from pipeline.report.html import render_html
+from pipeline.summary import display_names
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.builds import ABSENT, versions_digest
 from pipeline.warehouse.export import export_parquet, write_if_changed
@@ -116,13 +117,6 @@ def collection(
         )
 
 
-def display_names(con: Any) -> dict[str, str]:
-    rows = con.execute(
-        "select connection_id, display_name from connections where display_name is not null"
-    ).fetchall()
-    return {str(cid): str(name) for cid, name in rows}
-
-
 def top_error_codes_markdown(con: Any, limit: int = 10) -> str:
     rows = con.execute(
         "select error_code, failed_tasks, share_of_failures from failure_rate_by_error_code "
@@ -178,10 +172,6 @@ def models_asset() -> dg.AssetsDefinition:
         yield from results
 
     return _models
-
-
-def model_assets() -> list[dg.AssetsDefinition]:
-    return [models_asset()]
 
 
 @dg.asset(deps=list(report_models()), group_name=REPORT_GROUP, kinds={"parquet"})

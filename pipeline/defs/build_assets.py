@@ -7,10 +7,8 @@ import dagster as dg
 
 from pipeline.alerts import send_alerts
 from pipeline.catalog import replace_error_catalog
+from pipeline.defs.assets import CORE_GROUP, REPORT_GROUP
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
-
-CORE_GROUP = "warehouse"
-REPORT_GROUP = "reports"
 
 
 @dg.asset(group_name=CORE_GROUP, kinds={"duckdb"})

@@ -10,6 +10,7 @@ import duckdb
 
 from pipeline.catalog import read_catalogs
 from pipeline.defs.resources import WarehouseResource
+from pipeline.report.data import rows_of
 from pipeline.report.format import format_rate
 
 # Values of failed tasks' error rows, from the all-time model (failed tasks as the models
@@ -64,10 +65,8 @@ def vocabulary_in_catalog(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
 
 def latest_day(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    cursor = con.execute("select * from failure_daily order by day desc limit 1")
-    names = [c[0] for c in cursor.description or ()]
-    row = cursor.fetchone()
-    return None if row is None else dict(zip(names, row, strict=True))
+    rows = rows_of(con, "select * from failure_daily order by day desc limit 1")
+    return rows[0] if rows else None
 
 
 @dg.asset_check(asset="failure_daily", name="latest_day_no_spike")

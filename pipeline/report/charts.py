@@ -60,7 +60,7 @@ class Bar:
     value_text: str
 
 
-def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str, label_chars: int = 28) -> str:
+def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str) -> str:
     """Horizontal bars, largest first as given; long labels are cut, with the full text on hover."""
     left, right, top, row = 210, 110, 28, 26
     width = 720
@@ -78,7 +78,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str, label_chars: int
         body.append(text(x, axis_y + 16, f"{t:,.0f}", anchor="middle"))
     for i, bar in enumerate(bars):
         y = top + i * row
-        shown = truncate(bar.label, label_chars)
+        shown = truncate(bar.label, 28)  # characters that fit left of the bars
         body.append(
             f"<g><title>{esc(bar.label)}: {esc(bar.value_text)}</title>"
             + text(left - 8, y + 17, shown, anchor="end")

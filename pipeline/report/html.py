@@ -23,7 +23,7 @@ from pipeline.report.places import connections_section, imodel_section, itwin_se
 from pipeline.report.trend import daily_section, verdict, what_changed_section
 from pipeline.warehouse.export import atomic_write_bytes, remove_stale_temp_files
 
-DEFAULT_TITLE = "iTwin export runs: why exports fail"
+PAGE_TITLE = "iTwin export runs: why exports fail"
 
 
 class FailureCause(NamedTuple):
@@ -179,9 +179,7 @@ def _nav(sections: list[str]) -> str:
     return f"<nav>{' '.join(links)}</nav>" if links else ""
 
 
-def render_html(
-    con: duckdb.DuckDBPyConnection, *, title: str = DEFAULT_TITLE, generated_at: datetime
-) -> str:
+def render_html(con: duckdb.DuckDBPyConnection, *, generated_at: datetime) -> str:
     """The whole page as a string."""
     sections = [
         what_changed_section(con),
@@ -199,8 +197,8 @@ def render_html(
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f'<h1>{esc(title)}</h1><p class="meta">Generated {esc(stamp)}. A failed task or run '
+        f"<title>{esc(PAGE_TITLE)}</title><style>{CSS}</style></head><body>"
+        f'<h1>{esc(PAGE_TITLE)}</h1><p class="meta">Generated {esc(stamp)}. A failed task or run '
         "is a completed one whose result is Error or TimedOut.</p>"
         + _nav(sections)
         + _headline_section(_headline(con))
@@ -214,7 +212,6 @@ def write_html_report(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     *,
-    title: str = DEFAULT_TITLE,
     generated_at: datetime | None = None,
 ) -> Path:
     """Render the report from the built models and write it to `path` atomically.
@@ -222,7 +219,7 @@ def write_html_report(
     Temp files a killed earlier write left beside `path` are removed first, as the
     Parquet export does for its files.
     """
-    page = render_html(con, title=title, generated_at=generated_at or datetime.now(UTC))
+    page = render_html(con, generated_at=generated_at or datetime.now(UTC))
     path = Path(path)
     remove_stale_temp_files(path.parent, [path.name])
     return atomic_write_bytes(path, page.encode("utf-8"))

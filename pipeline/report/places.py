@@ -48,35 +48,37 @@ LAST_RUN = Column("last run start (UTC)", value("last_run_start", moment), css="
 
 
 def itwin_section(con: duckdb.DuckDBPyConnection) -> str:
-    rows = read_model(con, "failure_rate_by_itwin", sort=by_failures)
-    if rows is None:
-        return ""
-    columns = [
+    places = [
         _id_or("itwin_id", NO_ITWIN),
         counted("iModels", "imodels"),
         counted("connections", "connections"),
-        *RATES,
-        LAST_RUN,
     ]
-    body = table(rows, columns, "No runs yet.", small=is_small)
-    note = "From <code>failure_rate_by_itwin</code>, most failed tasks first. " + esc(SMALL_NOTE)
-    return section("Failures by iTwin", body, note, anchor="itwins")
+    return _failure_rate_section(
+        con, "failure_rate_by_itwin", places, "Failures by iTwin", "itwins"
+    )
 
 
 def imodel_section(con: duckdb.DuckDBPyConnection) -> str:
-    rows = read_model(con, "failure_rate_by_imodel", sort=by_failures)
-    if rows is None:
-        return ""
-    columns = [
+    places = [
         _id_or("imodel_id", NO_IMODEL),
         _id_or("itwin_id", NO_ITWIN),
         counted("connections", "connections"),
-        *RATES,
-        LAST_RUN,
     ]
-    body = table(rows, columns, "No runs yet.", small=is_small)
-    note = "From <code>failure_rate_by_imodel</code>, most failed tasks first. " + esc(SMALL_NOTE)
-    return section("Failures by iModel", body, note, anchor="imodels")
+    return _failure_rate_section(
+        con, "failure_rate_by_imodel", places, "Failures by iModel", "imodels"
+    )
+
+
+def _failure_rate_section(
+    con: duckdb.DuckDBPyConnection, model: str, places: list[Column], heading: str, anchor: str
+) -> str:
+    """A model's rows, most failed tasks first: the columns naming each place, then RATES."""
+    rows = read_model(con, model, sort=by_failures)
+    if rows is None:
+        return ""
+    body = table(rows, [*places, *RATES, LAST_RUN], "No runs yet.", small=is_small)
+    note = f"From <code>{model}</code>, most failed tasks first. " + esc(SMALL_NOTE)
+    return section(heading, body, note, anchor=anchor)
 
 
 def _imodel_heading(row: Row) -> str:

@@ -9,17 +9,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import duckdb
-import pyarrow as pa
 
 from pipeline.transform.schema import COLLECTION_LOG, QUARANTINE
 from pipeline.warehouse.api_requests import RequestTimes
 from pipeline.warehouse.connections import ConnectionsTable
 from pipeline.warehouse.statements import (
-    BATCH_TABLE,
     as_utc,
     execute,
-    execute_reading,
     first_value,
+    insert_rows,
+    rows_for_connections,
     transaction,
 )
 
@@ -107,20 +106,14 @@ class CollectorReads:
 
     def last_full_passes(self, connection_ids: Sequence[str]) -> dict[str, datetime]:
         """When each connection's list was last read to its end (connections never, left out)."""
-        rows = self.con.execute(
-            "SELECT connection_id, last_full_pass FROM full_passes "
-            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))",
-            [list(connection_ids)],
-        ).fetchall()
+        select = "SELECT connection_id, last_full_pass FROM full_passes"
+        rows = rows_for_connections(self.con, select, connection_ids)
         return {str(cid): as_utc(at) for cid, at in rows}
 
     def resume_points(self, connection_ids: Sequence[str]) -> dict[str, ResumePoint]:
         """Each connection's stored resume point (connections without one, left out)."""
-        rows = self.con.execute(
-            "SELECT connection_id, next_href, pass_started_at, saved_at FROM resume_points "
-            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))",
-            [list(connection_ids)],
-        ).fetchall()
+        select = "SELECT connection_id, next_href, pass_started_at, saved_at FROM resume_points"
+        rows = rows_for_connections(self.con, select, connection_ids)
         return {
             str(cid): ResumePoint(str(cid), str(href), as_utc(started), as_utc(saved))
             for cid, href, started, saved in rows
@@ -183,19 +176,17 @@ class CollectionRecords:
                 for row in rows:
                     for name in ("started_at", "ended_at"):
                         row[name] = as_utc(row[name])
-                names = ", ".join(COLLECTION_LOG.names)
-                execute_reading(
-                    self.con,
-                    f"INSERT INTO collection_log ({names}) SELECT {names} FROM {BATCH_TABLE}",
-                    pa.Table.from_pylist(rows, COLLECTION_LOG),
-                )
+                insert_rows(self.con, "collection_log", COLLECTION_LOG, rows)
 
     def keep_raw_texts(self, rows: Sequence[RawText]) -> None:
         """Raw answer texts kept beside loaded runs (e.g. one that repeated a key), as
         quarantine rows whose source says why, so nothing the API sent is lost."""
         if not rows:
             return
-        table = pa.Table.from_pylist(
+        insert_rows(
+            self.con,
+            "quarantine",
+            QUARANTINE,
             [
                 {
                     "connection_id": r.connection_id,
@@ -208,11 +199,6 @@ class CollectionRecords:
                 }
                 for r in rows
             ],
-            QUARANTINE,
-        )
-        names = ", ".join(QUARANTINE.names)
-        execute_reading(
-            self.con, f"INSERT INTO quarantine ({names}) SELECT {names} FROM {BATCH_TABLE}", table
         )
 
 

@@ -7,15 +7,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import duckdb
-import pyarrow as pa
 
 from pipeline.transform.schema import CONNECTIONS
 from pipeline.warehouse.statements import (
-    BATCH_TABLE,
     as_utc,
     execute,
-    execute_reading,
     first_value,
+    insert_rows,
+    rows_for_connections,
     transaction,
 )
 
@@ -29,11 +28,8 @@ class ConnectionsTable:
     def connection_fetch_times(self, connection_ids: Sequence[str]) -> dict[str, datetime | None]:
         """When each known connection's details were last fetched (None: never); unknown
         connections are left out."""
-        rows = self.con.execute(
-            "SELECT connection_id, fetched_at FROM connections "
-            "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))",
-            [list(connection_ids)],
-        ).fetchall()
+        select = "SELECT connection_id, fetched_at FROM connections"
+        rows = rows_for_connections(self.con, select, connection_ids)
         return {str(cid): None if at is None else as_utc(at) for cid, at in rows}
 
     def display_names(self, connection_ids: Sequence[str]) -> dict[str, str]:
@@ -56,13 +52,7 @@ class ConnectionsTable:
                 for row in rows:
                     if row.get("fetched_at") is not None:
                         row["fetched_at"] = as_utc(row["fetched_at"])
-                names = ", ".join(CONNECTIONS.names)
-                execute_reading(
-                    self.con,
-                    f"INSERT OR REPLACE INTO connections ({names}) "
-                    f"SELECT {names} FROM {BATCH_TABLE}",
-                    pa.Table.from_pylist(rows, CONNECTIONS),
-                )
+                insert_rows(self.con, "connections", CONNECTIONS, rows, "INSERT OR REPLACE")
             if known_ids:
                 execute(
                     self.con,

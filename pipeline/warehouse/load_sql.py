@@ -156,6 +156,4 @@ FROM _deleted d LEFT JOIN runs r USING (connection_id, run_id)
 
 
 def delete_listed(table: str) -> str:
-    return f"DELETE FROM {table} t USING _deleted c WHERE " + " AND ".join(
-        f"t.{k} = c.{k}" for k in RUN_KEY
-    )
+    return f"DELETE FROM {table} t USING _deleted c WHERE {SAME_RUN}"

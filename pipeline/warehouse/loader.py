@@ -11,7 +11,7 @@ import pyarrow as pa
 from pipeline.transform.flatten import FlatBatch
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse import load_sql as sql
-from pipeline.warehouse.changes import ChangeLog
+from pipeline.warehouse.builds import next_change_seq
 from pipeline.warehouse.statements import (
     StatementRunner,
     changed_settings,
@@ -58,12 +58,9 @@ def _add_counts(into: ConnectionLoadStats, other: ConnectionLoadStats) -> None:
 class RunLoader:
     """Loads batches over one DuckDB connection (not safe for concurrent use)."""
 
-    def __init__(
-        self, statements: StatementRunner, changes: ChangeLog, given: Mapping[str, str]
-    ) -> None:
+    def __init__(self, statements: StatementRunner, given: Mapping[str, str]) -> None:
         self.statements = statements
         self.con = statements.con
-        self.changes = changes
         self._given = given  # settings to restore as given (see changed_settings)
 
     def load(self, batch: FlatBatch) -> LoadStats:
@@ -115,7 +112,10 @@ class RunLoader:
         # batch costs what it changes, not what the history holds.
         kinds = {kind for _, kind, n in outcome if n}
         if kinds & {"new", "changed", "stale"}:
-            self.changes.record_changes(batch.tables["runs"])
+            # Recorded in `model_changes` before the old rows go: a changed run's old start
+            # day is read from `runs`.
+            seq = next_change_seq(self.con)
+            self.statements.run("record changes", sql.record_changes(seq), batch.tables["runs"])
         if kinds & {"new", "changed"}:
             self._replace_subtrees(batch.tables, kinds)
         self._record_versions(kinds, batch.raw)

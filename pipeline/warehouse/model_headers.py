@@ -51,13 +51,29 @@ def parse_depends_on(sql: str) -> tuple[str, ...]:
 
 def parse_materialized(sql: str) -> Literal["view", "table"] | None:
     """`-- materialized: table` (or `view`) from the header; None when not declared."""
+    value = _declared(sql, _MATERIALIZED, "materialized", ("view", "table"))
+    return cast(Literal["view", "table"] | None, value)
+
+
+def parse_incremental(sql: str) -> Incremental | None:
+    """`-- incremental: day` (or `run`) from the header; None when not declared."""
+    return cast(
+        Incremental | None, _declared(sql, _INCREMENTAL, "incremental", get_args(Incremental))
+    )
+
+
+def _declared(
+    sql: str, pattern: re.Pattern[str], what: str, allowed: tuple[str, ...]
+) -> str | None:
+    """The value the first header line matching `pattern` declares, one of `allowed`."""
     for line in _header_lines(sql):
-        match = _MATERIALIZED.match(line)
+        match = pattern.match(line)
         if match:
             value = match.group(1).strip().lower()
-            if value not in ("view", "table"):
-                raise ModelError(f"materialized: expected view or table, got {value!r}")
-            return "table" if value == "table" else "view"
+            if value not in allowed:
+                expected = f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+                raise ModelError(f"{what}: expected {expected}, got {value!r}")
+            return value
     return None
 
 
@@ -95,16 +111,3 @@ def dependency_mismatch(model_file: str, sql: str, declared: Iterable[str]) -> s
     if unread:
         problems.append(f"declares {', '.join(unread)} in depends_on but does not read it")
     return f"{model_file}: {'; '.join(problems)}" if problems else None
-
-
-def parse_incremental(sql: str) -> Incremental | None:
-    """`-- incremental: day` (or `run`) from the header; None when not declared."""
-    for line in _header_lines(sql):
-        match = _INCREMENTAL.match(line)
-        if match:
-            value = match.group(1).strip().lower()
-            for known in get_args(Incremental):
-                if value == known:
-                    return cast(Incremental, known)
-            raise ModelError(f"incremental: expected day, day_connection or run, got {value!r}")
-    return None

@@ -35,6 +35,7 @@ from pipeline.warehouse.model_headers import (
     parse_materialized,
 )
 from pipeline.warehouse.refresh import PartitionScopes, refresh_partitions
+from pipeline.warehouse.statements import transaction
 
 ModelKind = Literal["staging", "intermediate", "marts"]
 LAYERS: tuple[ModelKind, ...] = ("staging", "intermediate", "marts")
@@ -107,6 +108,11 @@ def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
     mismatch = dependency_mismatch(shown, sql, declared)
     if mismatch:
         raise ModelError(mismatch)
+    try:
+        materialized = parse_materialized(sql)
+        incremental = parse_incremental(sql)
+    except ModelError as exc:
+        raise ModelError(f"{shown}: {exc}") from exc
     model = Model(
         name=name,
         path=path,
@@ -114,26 +120,12 @@ def _read_model(path: Path, kind: ModelKind, model_names: set[str]) -> Model:
         sources=tuple(d for d in declared if d in SOURCE_TABLES),
         kind=kind,
         sql=sql,
-        declared_materialization=_materialized_of(shown, sql),
-        incremental=_incremental_of(shown, sql),
+        declared_materialization=materialized,
+        incremental=incremental,
     )
     if model.incremental and model.materialization == "view":
         raise ModelError(f"{shown}: an incremental model must be a table (it keeps rows)")
     return model
-
-
-def _incremental_of(shown: str, sql: str) -> Incremental | None:
-    try:
-        return parse_incremental(sql)
-    except ModelError as exc:
-        raise ModelError(f"{shown}: {exc}") from exc
-
-
-def _materialized_of(shown: str, sql: str) -> Literal["view", "table"] | None:
-    try:
-        return parse_materialized(sql)
-    except ModelError as exc:
-        raise ModelError(f"{shown}: {exc}") from exc
 
 
 def _topological_order(models: dict[str, Model]) -> list[Model]:
@@ -252,8 +244,7 @@ def build_models(
     selected = _select(models, names)
     counts: dict[str, int | None] = {}
     scopes = PartitionScopes(con)
-    con.begin()
-    try:
+    with transaction(con):
         create_macros(con, sql_dir)
         plan = BuildPlan(con, models, macros_text(sql_dir), full)
         by_name = {m.name: m for m in models}
@@ -262,10 +253,6 @@ def build_models(
             counts[model.name] = _build_one(con, plan, model, sources, scopes)
         scopes.close()
         plan.prune_changes()
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     return counts
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import duckdb
 
 from pipeline.transform.schema import CORE_TABLES
+from pipeline.warehouse.statements import first_value
 
 KNOWN_STATES = (
     "NotStarted",
@@ -37,18 +37,11 @@ PARENTS = {
 }
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
-    # fetchall, not fetchone: DuckDB 2 leaves a fetchone result open and the next
-    # statement on the connection fails with "unfinished result".
-    rows = con.execute(sql, params or []).fetchall()
-    return rows[0][0] if rows else None
-
-
 def duplicate_keys(con: duckdb.DuckDBPyConnection, table: str) -> int:
     """Number of key values that occur more than once in a core table."""
     key = ", ".join(CORE_TABLES[table][1])
     return int(
-        _scalar(
+        first_value(
             con,
             f"select count(*) from (select {key} from {table} group by all having count(*) > 1)",
         )
@@ -61,7 +54,7 @@ def orphans(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     for child, (parent, key) in PARENTS.items():
         on = " and ".join(f"c.{k} = p.{k}" for k in key)
         found[child] = int(
-            _scalar(
+            first_value(
                 con,
                 f"select count(*) from {child} c anti join {parent} p on {on}",
             )
@@ -86,7 +79,7 @@ def unknown_values(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, 
 def stuck_runs(con: duckdb.DuckDBPyConnection, now: datetime, older_than_hours: float) -> int:
     """Runs not Completed whose start is more than the threshold in the past."""
     return int(
-        _scalar(
+        first_value(
             con,
             "select count(*) from runs where coalesce(state, '') <> 'Completed' "
             "and start_time < ?::timestamptz - to_microseconds(cast(? * 3600e6 as bigint))",
@@ -97,7 +90,7 @@ def stuck_runs(con: duckdb.DuckDBPyConnection, now: datetime, older_than_hours: 
 
 def last_successful_collection(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """End of the latest collection in which every connection succeeded."""
-    value = _scalar(
+    value = first_value(
         con,
         "select max(ended) from (select collection_id, max(ended_at) as ended "
         "from collection_log group by 1 having bool_and(outcome = 'ok'))",
@@ -118,12 +111,17 @@ def rates_out_of_range(con: duckdb.DuckDBPyConnection, model: str) -> int:
     if not columns:
         return 0
     cond = " or ".join(f"({c} is not null and ({c} < 0 or {c} > 1))" for c in columns)
-    return int(_scalar(con, f'select count(*) from "{model}" where {cond}'))
+    return int(first_value(con, f'select count(*) from "{model}" where {cond}'))
 
 
 def negative_durations(con: duckdb.DuckDBPyConnection, limit: int = 20) -> tuple[int, list[str]]:
     """Runs that end before they start: how many, and the first few as 'connection/run'."""
-    return _named_runs(con, "end_time < start_time", limit)
+    rows = con.execute(
+        "select connection_id, run_id, count(*) over () from runs where end_time < start_time "
+        "order by connection_id, run_id limit ?",
+        [limit],
+    ).fetchall()
+    return (int(rows[0][2]) if rows else 0), [f"{c}/{r}" for c, r, _ in rows]
 
 
 def runs_with_unknown_values(
@@ -153,12 +151,3 @@ def runs_with_unknown_values(
         ]
         named.append(f"{conn}/{rid} ({', '.join(odd)})")
     return (int(rows[0][4]) if rows else 0), named
-
-
-def _named_runs(con: duckdb.DuckDBPyConnection, where: str, limit: int) -> tuple[int, list[str]]:
-    rows = con.execute(
-        f"select connection_id, run_id, count(*) over () from runs where {where} "
-        "order by connection_id, run_id limit ?",
-        [limit],
-    ).fetchall()
-    return (int(rows[0][2]) if rows else 0), [f"{c}/{r}" for c, r, _ in rows]

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from pipeline.warehouse.load_sql import RUN_KEY
+
 if TYPE_CHECKING:
     from pipeline.warehouse.models import Model
 
-RUN_KEY = ("connection_id", "run_id")
 # Children of a run: their rows are kept for a task whose run row is missing, which counts
 # on no day (a NULL day) for its connection.
 RUN_CHILDREN = ("jobs", "tasks", "task_errors")

@@ -9,7 +9,7 @@ import pyarrow as pa
 from pipeline.transform.flatten import FetchedRun, FlatBatch, flatten_runs
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse import load_sql as sql
-from pipeline.warehouse.changes import ChangeLog
+from pipeline.warehouse.builds import forget_builds, next_change_seq
 from pipeline.warehouse.loader import ConnectionLoadStats, LoadStats
 from pipeline.warehouse.statements import StatementRunner, first_value, transaction
 
@@ -17,10 +17,9 @@ from pipeline.warehouse.statements import StatementRunner, first_value, transact
 class RunRewriter:
     """Rebuilds and deletes stored runs over the loader's connection, each in one transaction."""
 
-    def __init__(self, statements: StatementRunner, changes: ChangeLog) -> None:
+    def __init__(self, statements: StatementRunner) -> None:
         self.statements = statements
         self.con = statements.con
-        self.changes = changes
 
     def delete_runs(self, keys: list[tuple[str, str]]) -> int:
         """Delete runs wholly (their tasks, errors, jobs and raw versions), as if never
@@ -32,7 +31,8 @@ class RunRewriter:
         )
         with transaction(self.con):
             self.statements.run("keys to delete", sql.CREATE_DELETED, keys_table)
-            self.changes.record_deletions()
+            seq = next_change_seq(self.con)  # the listed runs and the days they leave
+            self.statements.run("record deletions", sql.record_deletions(seq))
             for name in (*sql.DELETE_ORDER, "raw_runs", "raw_latest"):
                 self.statements.run(f"DELETE {name}", sql.delete_listed(name))
             return int(first_value(self.con, "SELECT count(*) FROM _deleted") or 0)
@@ -46,7 +46,7 @@ class RunRewriter:
             result = reader.sql(sql.LATEST_PAYLOADS).to_arrow_reader(batch_runs)
             stats = LoadStats()
             with transaction(self.con):
-                self.changes.forget_builds()  # every table is rewritten
+                forget_builds(self.con)  # every table is rewritten: the next build is full
                 for name in sql.DELETE_ORDER:
                     self.statements.run(f"CLEAR {name}", f"DELETE FROM {name}")
                 for record_batch in result:

@@ -6,7 +6,7 @@ earlier statements of a multi-statement string even when a later one fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,27 @@ def execute_reading(con: duckdb.DuckDBPyConnection, sql: str, table: pa.Table) -
     """
     _itwin_runs_batch = table  # read by DuckDB by this name, which BATCH_TABLE holds
     con.execute(sql).fetchall()
+
+
+def insert_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    schema: pa.Schema,
+    rows: list[dict[str, Any]],
+    verb: str = "INSERT",
+) -> None:
+    """Rows (dicts of `schema`'s columns) added to `table` in one statement."""
+    names = ", ".join(schema.names)
+    sql = f"{verb} INTO {table} ({names}) SELECT {names} FROM {BATCH_TABLE}"
+    execute_reading(con, sql, pa.Table.from_pylist(rows, schema))
+
+
+def rows_for_connections(
+    con: duckdb.DuckDBPyConnection, select: str, connection_ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The rows of `select` (a SELECT ... FROM table) of these connections."""
+    where = "WHERE connection_id IN (SELECT unnest(?::VARCHAR[]))"
+    return con.execute(f"{select} {where}", [list(connection_ids)]).fetchall()
 
 
 def first_value(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:

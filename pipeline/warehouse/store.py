@@ -16,7 +16,6 @@ import duckdb
 from pipeline.errors import ITwinRunsError
 from pipeline.transform.schema import BOOKKEEPING_TABLES, CORE_TABLES
 from pipeline.warehouse.bookkeeping import Bookkeeping
-from pipeline.warehouse.changes import ChangeLog
 from pipeline.warehouse.ddl import create_all_tables
 from pipeline.warehouse.loader import RunLoader
 from pipeline.warehouse.rewrites import RunRewriter
@@ -77,12 +76,8 @@ class Warehouse:
         # DuckDB shows its memory limit rounded down, so it is restored as given.
         given = {"memory_limit": memory_limit} if memory_limit else {}
         statements = StatementRunner(con)
-        changes = ChangeLog(statements)
         return cls(
-            con,
-            RunLoader(statements, changes, given),
-            RunRewriter(statements, changes),
-            Bookkeeping.over(con),
+            con, RunLoader(statements, given), RunRewriter(statements), Bookkeeping.over(con)
         )
 
     def table_counts(self) -> dict[str, int]:
