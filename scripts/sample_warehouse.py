@@ -145,7 +145,8 @@ def main() -> None:
     db.unlink(missing_ok=True)
     with duckdb.connect(str(db)) as con:
         stood_in = build_sample(con, args.days, args.seed)
-        page = write_html_report(con, args.out_dir / "reports" / "report.html")
+        page = args.out_dir / "reports" / "report.html"
+        write_html_report(con, page, force=True)
     if stood_in:
         print(f"aggregated here, not by sql/ (no such model yet): {', '.join(stood_in)}")
     print(read_summary(args.out_dir).render(seconds=0.0, collected=False))

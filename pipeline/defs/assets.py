@@ -5,7 +5,6 @@ Each body is a few lines calling the pure modules; what they return is metadata.
 
 import asyncio
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,11 @@ import dagster as dg
 from pipeline.collection import CollectionResult, FanOutProgress, Progress, collect
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 from pipeline.progress import LineProgress
-from pipeline.report.html import render_html
+from pipeline.report.html import write_html_report
 from pipeline.summary import display_names
 from pipeline.transform.schema import CORE_TABLES
-from pipeline.warehouse.builds import ABSENT, versions_digest
-from pipeline.warehouse.export import export_parquet, write_if_changed
-from pipeline.warehouse.models import build_models, list_models, model_versions, report_models
+from pipeline.warehouse.export import export_parquet
+from pipeline.warehouse.models import build_models, list_models, report_models
 
 CORE_GROUP = "warehouse"
 MODEL_GROUP = "models"
@@ -193,17 +191,7 @@ def html_report(config: BuildConfig, warehouse: WarehouseResource) -> dg.Materia
     changed."""
     path = reports_dir(warehouse) / "report.html"
     with warehouse.get_connection() as con:
-        # The page reads tables only (marts and the day-grain causes): their versions say
-        # whether it would change.
-        tables = [m.name for m in list_models() if m.materialization == "table"]
-        versions = model_versions(con)
-        held = [f"{name}={versions[name]}" for name in tables]
-        force = config.full or any(versions[name] == ABSENT for name in tables)
-
-        def write(temp: Path) -> None:
-            temp.write_bytes(render_html(con, generated_at=datetime.now(UTC)).encode("utf-8"))
-
-        written = write_if_changed(con, path, versions_digest(held), write, force=force)
+        written = write_html_report(con, path, force=config.full)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "rewritten": written}
     )

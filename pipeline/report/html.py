@@ -21,7 +21,9 @@ from pipeline.report.durations import duration_section
 from pipeline.report.format import count, esc, percent
 from pipeline.report.places import connections_section, imodel_section, itwin_section
 from pipeline.report.trend import daily_section, verdict, what_changed_section
-from pipeline.warehouse.export import atomic_write_bytes, remove_stale_temp_files
+from pipeline.warehouse.builds import ABSENT, versions_digest
+from pipeline.warehouse.export import remove_stale_temp_files, write_if_changed
+from pipeline.warehouse.models import list_models, model_versions
 
 PAGE_TITLE = "iTwin export runs: why exports fail"
 
@@ -212,14 +214,25 @@ def write_html_report(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     *,
+    force: bool = False,
     generated_at: datetime | None = None,
-) -> Path:
-    """Render the report from the built models and write it to `path` atomically.
+) -> bool:
+    """Write the page to `path` atomically unless it was written from the versions the
+    tables it reads hold now (`force` rewrites it); returns whether it was written.
 
     Temp files a killed earlier write left beside `path` are removed first, as the
     Parquet export does for its files.
     """
-    page = render_html(con, generated_at=generated_at or datetime.now(UTC))
-    path = Path(path)
+    # The page reads tables only (marts and the day-grain causes): their versions say
+    # whether it would change.
+    tables = [m.name for m in list_models() if m.materialization == "table"]
+    versions = model_versions(con)
+    held = [f"{name}={versions[name]}" for name in tables]
+    force = force or any(versions[name] == ABSENT for name in tables)
     remove_stale_temp_files(path.parent, [path.name])
-    return atomic_write_bytes(path, page.encode("utf-8"))
+
+    def write(temp: Path) -> None:
+        page = render_html(con, generated_at=generated_at or datetime.now(UTC))
+        temp.write_bytes(page.encode("utf-8"))
+
+    return write_if_changed(con, path, versions_digest(held), write, force=force)

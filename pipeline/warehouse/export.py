@@ -54,15 +54,6 @@ def atomic_write(final: Path, write: Callable[[Path], None]) -> Path:
     return final
 
 
-def atomic_write_bytes(final: Path, data: bytes) -> Path:
-    """Write `data` to `final` atomically."""
-
-    def write(temp: Path) -> None:
-        temp.write_bytes(data)
-
-    return atomic_write(final, write)
-
-
 def remove_stale_temp_files(directory: Path, final_names: Iterable[str]) -> list[Path]:
     """Delete temp files an interrupted write of any of `final_names` left in `directory`."""
     removed: list[Path] = []

@@ -83,13 +83,16 @@ def install_hooks() -> None:
 
     export._copy_to_parquet = copy_then_crash  # type: ignore[assignment]
 
-    write_bytes = html.atomic_write_bytes
+    write_if_changed = html.write_if_changed
 
-    def html_write(*args: Any) -> Any:
-        reached("html")
-        return write_bytes(*args)
+    def html_write(con: Any, final: Path, version: str, write: Any, **kw: Any) -> bool:
+        def write_then_crash(temp: Path) -> None:
+            write(temp)
+            reached("html")  # the page's temp file is written, not yet in place
 
-    html.atomic_write_bytes = html_write  # type: ignore[assignment]
+        return write_if_changed(con, final, version, write_then_crash, **kw)
+
+    html.write_if_changed = html_write  # type: ignore[assignment]
 
 
 def settings_from_env() -> Settings:

@@ -34,7 +34,8 @@ NEW_MODEL_SECTIONS = {
 
 
 def render(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> str:
-    path = write_html_report(con, tmp_path / "report.html", generated_at=GENERATED)
+    path = tmp_path / "report.html"
+    write_html_report(con, path, generated_at=GENERATED)
     return path.read_text(encoding="utf-8")
 
 
