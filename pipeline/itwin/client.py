@@ -85,29 +85,12 @@ class ExportApiClient:
             max_wait_s=settings.max_wait_s,
             history=request_history,
         )
-        self._http = httpx.AsyncClient(
-            base_url=self._base_url,
-            headers={"Accept": ACCEPT_HEADER, "Accept-Encoding": ACCEPT_ENCODING},
-            timeout=_timeouts(settings),
-            follow_redirects=False,
-            transport=transport,
-            limits=_pool_limits(settings, self.limiter.interval_s),
-        )
+        self._http = _http_client(settings, self._base_url, transport, self.limiter.interval_s)
         self.totals = CallStats()  # counters over every call this client made
-        self.auth = self._make_auth()
+        self.auth = _make_auth(settings, self._http, self.limiter, self._base_url)
         self._session = ApiSession(
             settings, http=self._http, auth=self.auth, totals=self.totals, limiter=self.limiter
         )
-
-    def _make_auth(self) -> httpx.Auth:
-        """A static token when one is configured, else client credentials."""
-        if self._settings.access_token:
-            return StaticTokenAuth(self._settings.access_token, api_origin=self._base_url)
-
-        async def fetch() -> IssuedToken:
-            return await fetch_client_credentials_token(self._http, self._settings, self.limiter)
-
-        return ClientCredentialsAuth(fetch, api_origin=self._base_url)
 
     async def __aenter__(self) -> ExportApiClient:
         await self._http.__aenter__()
@@ -154,15 +137,7 @@ class ExportApiClient:
         self, url: httpx.URL, connection_id: str, stats: CallStats
     ) -> AsyncIterator[RunsPage]:
         async for answer, runs in self._pages(url, "runs", connection_id, stats):
-            yield RunsPage(
-                runs=runs,
-                fetched_at=answer.fetched_at,
-                url=str(answer.url),
-                has_next=next_href(answer.body) is not None,
-                next_url=_resolved_next(answer.url, answer.body),
-                rejected=answer.page.rejected,
-                duplicate_keys=answer.page.duplicate_keys,
-            )
+            yield _runs_page(answer, runs)
 
     async def get_run(
         self, connection_id: str, run_id: str, *, stats: CallStats | None = None
@@ -232,9 +207,48 @@ class ExportApiClient:
             )
 
 
+def _runs_page(answer: Answer, runs: list[dict[str, Any]]) -> RunsPage:
+    return RunsPage(
+        runs=runs,
+        fetched_at=answer.fetched_at,
+        url=str(answer.url),
+        has_next=next_href(answer.body) is not None,
+        next_url=_resolved_next(answer.url, answer.body),
+        rejected=answer.page.rejected,
+        duplicate_keys=answer.page.duplicate_keys,
+    )
+
+
 def _resolved_next(current: httpx.URL, body: dict[str, Any]) -> str | None:
     href = next_href(body)
     return None if href is None else str(current.join(normalize_next_link(href.strip())))
+
+
+def _http_client(
+    settings: Settings, base_url: httpx.URL, transport: Any, interval_s: float
+) -> httpx.AsyncClient:
+    """One long-lived pool: base URL, Accept headers, explicit timeouts, no redirects."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Accept": ACCEPT_HEADER, "Accept-Encoding": ACCEPT_ENCODING},
+        timeout=_timeouts(settings),
+        follow_redirects=False,
+        transport=transport,
+        limits=_pool_limits(settings, interval_s),
+    )
+
+
+def _make_auth(
+    settings: Settings, http: httpx.AsyncClient, limiter: RateLimiter, base_url: httpx.URL
+) -> httpx.Auth:
+    """A static token when one is configured, else client credentials."""
+    if settings.access_token:
+        return StaticTokenAuth(settings.access_token, api_origin=base_url)
+
+    async def fetch() -> IssuedToken:
+        return await fetch_client_credentials_token(http, settings, limiter)
+
+    return ClientCredentialsAuth(fetch, api_origin=base_url)
 
 
 def _pool_limits(settings: Settings, interval_s: float) -> httpx.Limits:
