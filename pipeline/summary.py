@@ -165,7 +165,7 @@ def _last_collection(
         "retries": sum(r[9] or 0 for r in rows),
         "throttled": sum(r[10] or 0 for r in rows),
     }
-    names = display_names(con)
+    names = _display_names(con)
     failed = [
         FailedConnection(r[0], r[2], r[3], r[4], names.get(r[0]), r[1])
         for r in rows
@@ -174,7 +174,7 @@ def _last_collection(
     return totals, failed
 
 
-def display_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def _display_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     # An older warehouse has no connections table: ids alone, as before.
     if not has_relation(con, "connections"):
         return {}

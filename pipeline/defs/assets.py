@@ -14,7 +14,6 @@ from pipeline.collection import CollectionResult, FanOutProgress, Progress, coll
 from pipeline.defs.resources import ITwinApiResource, WarehouseResource
 from pipeline.progress import LineProgress
 from pipeline.report.html import write_html_report
-from pipeline.summary import display_names
 from pipeline.transform.schema import CORE_TABLES
 from pipeline.warehouse.export import export_parquet
 from pipeline.warehouse.models import build_models, list_models, report_models
@@ -98,7 +97,9 @@ def collection(
         )
         store.bookkeeping.connections.add_connections_with_runs()
         counts = store.table_counts()
-        names = display_names(store.con)
+        names = store.bookkeeping.connections.display_names(
+            [c.connection_id for c in result.connections]
+        )
     shared: dict[str, Any] = {
         "requests": result.totals.requests,
         "retries": result.totals.retries,

@@ -22,7 +22,7 @@ from pipeline.report.format import count, esc, percent
 from pipeline.report.places import connections_section, imodel_section, itwin_section
 from pipeline.report.trend import daily_section, verdict, what_changed_section
 from pipeline.warehouse.builds import ABSENT, versions_digest
-from pipeline.warehouse.export import remove_stale_temp_files, write_if_changed
+from pipeline.warehouse.export import write_if_changed
 from pipeline.warehouse.models import list_models, model_versions
 
 PAGE_TITLE = "iTwin export runs: why exports fail"
@@ -220,8 +220,8 @@ def write_html_report(
     """Write the page to `path` atomically unless it was written from the versions the
     tables it reads hold now (`force` rewrites it); returns whether it was written.
 
-    Temp files a killed earlier write left beside `path` are removed first, as the
-    Parquet export does for its files.
+    Temp files a killed earlier write left beside `path` are removed first (see
+    write_if_changed).
     """
     # The page reads tables only (marts and the day-grain causes): their versions say
     # whether it would change.
@@ -229,7 +229,6 @@ def write_html_report(
     versions = model_versions(con)
     held = [f"{name}={versions[name]}" for name in tables]
     force = force or any(versions[name] == ABSENT for name in tables)
-    remove_stale_temp_files(path.parent, [path.name])
 
     def write(temp: Path) -> None:
         page = render_html(con, generated_at=generated_at or datetime.now(UTC))

@@ -34,12 +34,9 @@ class ConnectionsTable:
 
     def display_names(self, connection_ids: Sequence[str]) -> dict[str, str]:
         """The stored display name of each of these connections that has one."""
-        rows = self.con.execute(
-            "SELECT connection_id, display_name FROM connections WHERE display_name IS NOT NULL "
-            "AND connection_id IN (SELECT unnest(?::VARCHAR[]))",
-            [list(connection_ids)],
-        ).fetchall()
-        return {str(cid): str(name) for cid, name in rows}
+        select = "SELECT connection_id, display_name FROM connections"
+        rows = rows_for_connections(self.con, select, connection_ids)
+        return {str(cid): str(name) for cid, name in rows if name is not None}
 
     def save_connections(
         self, details: Sequence[Mapping[str, object]], known_ids: Sequence[str] = ()

@@ -54,14 +54,10 @@ def atomic_write(final: Path, write: Callable[[Path], None]) -> Path:
     return final
 
 
-def remove_stale_temp_files(directory: Path, final_names: Iterable[str]) -> list[Path]:
-    """Delete temp files an interrupted write of any of `final_names` left in `directory`."""
-    removed: list[Path] = []
-    for name in final_names:
-        for stale in directory.glob(f".{name}.*{TEMP_SUFFIX}"):
-            stale.unlink(missing_ok=True)
-            removed.append(stale)
-    return removed
+def _remove_stale_temp_files(final: Path) -> None:
+    """Delete the temp files an interrupted write of `final` left beside it."""
+    for stale in final.parent.glob(f".{final.name}.*{TEMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
 
 
 def _sql_string(value: str) -> str:
@@ -84,8 +80,10 @@ def write_if_changed(
     """Write `final` atomically unless it exists and was written from `version`.
 
     Returns whether it was written. The version is recorded in the warehouse after the
-    file is in place, so an interrupted write is redone by the next call.
+    file is in place, so an interrupted write is redone by the next call; temp files a
+    killed earlier write left beside `final` are removed first, written or not.
     """
+    _remove_stale_temp_files(final)
     key = str(final.resolve())
     if not force and final.exists() and written_version(con, key) == version:
         return False
@@ -114,7 +112,6 @@ def export_parquet(
         raise ValueError(f"no such model: {', '.join(unknown)}")
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(reports_dir, [f"{m}.parquet" for m in wanted])
     versions = model_versions(con, sql_dir)
     written: dict[str, Path] = {}
     for model in wanted:
