@@ -146,8 +146,8 @@ a.kb{white-space:nowrap}
 table{border-collapse:collapse;width:100%;font-size:13px;margin-top:8px}
 th,td{border-bottom:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}
 thead th{background:#f6f7f9;font-weight:600}tbody tr:nth-child(even){background:#fafafa}
-.num,.rate{text-align:right;font-variant-numeric:tabular-nums}.rate{white-space:nowrap}
-.when{white-space:nowrap;font-variant-numeric:tabular-nums}.text{overflow-wrap:break-word}
+.num,.rate{text-align:right;font-variant-numeric:tabular-nums}td.rate{white-space:nowrap}
+.when{font-variant-numeric:tabular-nums}td.when{white-space:nowrap}.text{overflow-wrap:break-word}
 td.wide{min-width:16em}td.id{white-space:nowrap;font-size:12px}
 tr.small td{color:#9ca3af}tr.group th{background:#eef2ff;font-weight:600;text-align:left}
 td.trend{white-space:nowrap}td.spike{color:#dc2626;font-weight:600}tr.small td.spike{color:#dc2626}

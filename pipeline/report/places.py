@@ -28,9 +28,11 @@ def by_failures(row: Row) -> tuple[float, float]:
     return (-number(row, "failed_tasks"), -number(row, "task_failure_rate_low"))
 
 
-def _id_or(key: str, missing: str) -> Column:
+def _id_or(key: str, missing: str, limit: int = 40) -> Column:
     header = {"imodel_id": "iModel", "itwin_id": "iTwin"}[key]
-    return Column(header, lambda r: str(r[key]) if r.get(key) else missing, css="text id", limit=40)
+    return Column(
+        header, lambda r: str(r[key]) if r.get(key) else missing, css="text id", limit=limit
+    )
 
 
 # What is failing first (tasks, then runs): on a phone the first columns are what shows.
@@ -61,7 +63,9 @@ def itwin_section(con: duckdb.DuckDBPyConnection) -> str:
 def imodel_section(con: duckdb.DuckDBPyConnection) -> str:
     places = [
         _id_or("imodel_id", NO_IMODEL),
-        _id_or("itwin_id", NO_ITWIN),
+        # Cut, whole on hover (the iTwin table shows it whole): two whole ids pushed this
+        # table past the page's 1,200 px.
+        _id_or("itwin_id", NO_ITWIN, limit=len(NO_ITWIN)),
         counted("connections", "connections"),
     ]
     return _failure_rate_section(

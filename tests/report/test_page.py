@@ -221,3 +221,24 @@ def test_a_warehouse_with_none_of_the_models_still_renders(tmp_path: Path) -> No
     assert "<h2>" not in page
     assert "<nav>" not in page
     assert re.search(r'<div class="label">runs</div><div class="value">0</div>', page)
+
+
+def test_the_imodel_table_cuts_a_long_itwin_id_and_shows_it_whole_on_hover(
+    tmp_path: Path,
+) -> None:
+    # Two whole UUIDs side by side pushed this table past the page's width.
+    itwin = "8d5d7f86-acfb-2960-f01c-88604dcf41c4"
+    con = report_warehouse()
+    con.execute(
+        "update failure_rate_by_imodel set itwin_id = ? where itwin_id = 'itwin-0001'", [itwin]
+    )
+    imodels = section(render(con, tmp_path), "Failures by iModel")
+    assert column(imodels, "iTwin")[:2] == ["8d5d7f86-acfb-…"] * 2
+    assert f'title="{itwin}"' in imodels
+    assert column(imodels, "iModel")[0] == "imodel-0002"  # the row's own id stays whole
+
+
+def test_durations_stay_on_one_line(page: str) -> None:
+    durations = section(page, "Run durations by day")
+    cells = re.findall(r'<td class="([^"]*)">\d+ min \d+ s</td>', durations)
+    assert cells and set(cells) == {"num when"}
