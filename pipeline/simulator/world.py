@@ -16,7 +16,7 @@ from pipeline.simulator.connections import Connection, build_connections
 from pipeline.simulator.schedule import ConnectionRuns, RunSchedule
 from pipeline.simulator.timefmt import TICKS_PER_SECOND, ticks_of
 
-__all__ = ["Connection", "SimulatedClock", "World", "splice_connection_id"]
+__all__ = ["Connection", "World", "splice_connection_id"]
 
 
 def splice_connection_id(run: bytes, connection_id: str) -> bytes:
@@ -25,42 +25,16 @@ def splice_connection_id(run: bytes, connection_id: str) -> bytes:
     return b'%s"connectionId":%s,%s' % (run[:cut], orjson.dumps(connection_id), run[cut:])
 
 
-class SimulatedClock:
-    """The simulated now: the start, plus advances, plus real time when running in realtime."""
-
-    def __init__(self, config: SimulatorConfig) -> None:
-        self.config = config
-        self.start = ticks_of(config.start_time)
-        self._offset = 0  # ticks added by advance()
-        self._wall_anchor = time.monotonic()
-
-    def now_ticks(self) -> int:
-        """Simulated now, in ticks."""
-        speed = self.config.realtime_speed
-        now = self.start + self._offset
-        if speed:
-            now += int((time.monotonic() - self._wall_anchor) * speed * TICKS_PER_SECOND)
-        return now
-
-    @property
-    def advanced_seconds(self) -> float:
-        """Simulated seconds added by advance()."""
-        return self._offset / TICKS_PER_SECOND
-
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("time only moves forward")
-        self._offset += int(seconds * TICKS_PER_SECOND)
-
-
 class World:
     """Connections, runs and the simulated clock; safe to use from several threads."""
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self._lock = threading.RLock()
-        self.clock = SimulatedClock(config)
-        self.schedule = RunSchedule(config, self.clock.start)
+        self._start = ticks_of(config.start_time)
+        self._offset = 0  # ticks added by advance()
+        self._wall_anchor = time.monotonic()
+        self.schedule = RunSchedule(config, self._start)
         self._runs: dict[str, ConnectionRuns] = {}
         self.connections, self.imodels = build_connections(config)
 
@@ -68,17 +42,23 @@ class World:
 
     def now_ticks(self) -> int:
         """Simulated now, in ticks: the start, plus advances, plus real time when realtime."""
-        return self.clock.now_ticks()
+        speed = self.config.realtime_speed
+        now = self._start + self._offset
+        if speed:
+            now += int((time.monotonic() - self._wall_anchor) * speed * TICKS_PER_SECOND)
+        return now
 
     @property
     def advanced_seconds(self) -> float:
         """Simulated seconds added by advance() (token expiry counts them too)."""
-        return self.clock.advanced_seconds
+        return self._offset / TICKS_PER_SECOND
 
     def advance(self, seconds: float) -> None:
         """Move simulated time forward: open runs progress and scheduled runs appear."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
         with self._lock:
-            self.clock.advance(seconds)
+            self._offset += int(seconds * TICKS_PER_SECOND)
 
     # -- runs ------------------------------------------------------------------------------
 
