@@ -211,7 +211,6 @@ def build_run(
     queued_until = run_start + int((1 + rng.random() * 90) * TICKS_PER_SECOND)
     clock = queued_until
     jobs: list[JobPlan] = []
-    job_results: list[str] = []
     for j in range(n_jobs):
         n_tasks = _pick(rng, _TASKS_CUM) + 1
         job_id = uuid_from(rng.getrandbits(128))
@@ -238,14 +237,12 @@ def build_run(
             tasks.append(TaskPlan(task, t_start, t_end))
         job_end = tick(clock + int(rng.random() * 40 * TICKS_PER_SECOND))
         clock = job_end
-        job_result = _job_result(outcome, results, cancelled)
-        job_results.append(job_result)
         job: Json = {
             "id": job_id,
             "startDateTime": format_ticks(job_start),
             "endDateTime": format_ticks(job_end),
             "state": "Completed",
-            "result": job_result,
+            "result": _job_result(outcome, results, cancelled),
         }
         if not era.legacy:
             job["connectorType"] = connector
@@ -257,7 +254,7 @@ def build_run(
     body: Json = {
         "id": run_id,
         "state": "Completed",
-        "result": _run_result(outcome, job_results, cancelled),
+        "result": cancelled if outcome == "Canceled" else outcome,
         "startDateTime": format_ticks(run_start),
         "endDateTime": format_ticks(run_end),
         "jobs": [job.body for job in jobs],
@@ -265,16 +262,6 @@ def build_run(
     if era.future:
         body["triggerType"] = "Scheduled" if rng.random() < 0.8 else "OnDemand"
     return RunPlan(body, run_start, queued_until, run_end, pending_state, jobs, open_end_null)
-
-
-def _run_result(outcome: str, job_results: list[str], cancelled: str) -> str:
-    if outcome in ("Success", "Skipped", "TimedOut"):
-        return outcome
-    if outcome == "Canceled":
-        return cancelled
-    if outcome == "PartialSuccess":
-        return "PartialSuccess"
-    return "Error"
 
 
 def _task(
