@@ -62,9 +62,10 @@ def write_run_pages(
         workers = (os.cpu_count() or 1) if runs >= _PARALLEL_FROM else 1
     if workers > 1 and len(jobs) > 1:
         _run_in_subprocesses([jobs[i::workers] for i in range(workers)])
-        parts = _expected_order(jobs)
     else:
-        parts = _run_jobs(jobs)
+        for job in jobs:
+            _write_connection(job)
+    parts = [job.path(number) for job in jobs for number in range(job.files)]
     if not ndjson:
         return parts
     target = out / "runs.ndjson"
@@ -119,47 +120,29 @@ class _Job:
     include_connection_id: bool
     ndjson: bool
 
-    def first_path(self) -> Path:
-        suffix = ".ndjson.part" if self.ndjson else "-00000.json"
+    @property
+    def files(self) -> int:
+        """How many files the job writes: one per page, or with `ndjson` one part file."""
+        return 1 if self.ndjson else -(-self.runs // self.page_size)
+
+    def path(self, number: int) -> Path:
+        suffix = ".ndjson.part" if self.ndjson else f"-{number:05d}.json"
         return Path(self.out) / f"{self.index:05d}{suffix}"
 
 
-def _expected_order(jobs: list[_Job]) -> list[Path]:
-    paths: list[Path] = []
-    for job in jobs:
-        if job.ndjson:
-            paths.append(job.first_path())
-        else:
-            pages = -(-job.runs // job.page_size)
-            paths.extend(Path(job.out) / f"{job.index:05d}-{p:05d}.json" for p in range(pages))
-    return paths
-
-
-def _run_jobs(jobs: list[_Job]) -> list[Path]:
-    paths: list[Path] = []
-    for job in jobs:
-        paths.extend(_write_connection(job))
-    return paths
-
-
-def _write_connection(job: _Job) -> list[Path]:
+def _write_connection(job: _Job) -> None:
     config = SimulatorConfig(
         seed=job.seed, connections=job.connections, runs_per_connection=job.runs
     )
     world = World(config)
     conn = next(c for c in world.connections.values() if c.index == job.index)
     if job.ndjson:
-        path = job.first_path()
-        with path.open("wb") as sink:
+        with job.path(0).open("wb") as sink:
             for _, page in _pages(world, conn, job):
                 sink.write(page + b"\n")
-        return [path]
-    paths = []
+        return
     for number, page in _pages(world, conn, job):
-        path = Path(job.out) / f"{job.index:05d}-{number:05d}.json"
-        path.write_bytes(page)
-        paths.append(path)
-    return paths
+        job.path(number).write_bytes(page)
 
 
 def _pages(world: World, conn: Connection, job: _Job) -> Iterator[tuple[int, bytes]]:
@@ -183,7 +166,8 @@ def _pages(world: World, conn: Connection, job: _Job) -> Iterator[tuple[int, byt
 
 def _worker_main() -> None:
     """Entry of a worker process: the jobs arrive as JSON on stdin."""
-    _run_jobs([_Job(**fields) for fields in orjson.loads(sys.stdin.buffer.read())])
+    for fields in orjson.loads(sys.stdin.buffer.read()):
+        _write_connection(_Job(**fields))
 
 
 if __name__ == "__main__":
