@@ -92,18 +92,15 @@ def exhausted_error(
 ) -> ApiError:
     """The error for a call that kept failing until retries or the deadline ran out."""
     note = f"gave up after {attempts} attempts"
-    if failure.response is not None:
-        error = error_from_response(failure.response, connection_id=connection_id, note=note)
-        if failure.response.status_code < 300:  # an unreadable 200
-            error = ServiceUnavailableError(
-                message=f"{failure.reason} ({note})",
-                status=failure.response.status_code,
-                connection_id=connection_id,
-                url=str(url),
-            )
-        return error
+    response = failure.response
+    if response is not None and response.status_code >= 300:
+        return error_from_response(response, connection_id=connection_id, note=note)
+    # A transport failure, or an unreadable 200: the reason says what went wrong.
     return ServiceUnavailableError(
-        message=f"{failure.reason} ({note})", connection_id=connection_id, url=str(url)
+        message=f"{failure.reason} ({note})",
+        status=None if response is None else response.status_code,
+        connection_id=connection_id,
+        url=str(url),
     )
 
 
