@@ -78,11 +78,10 @@ class ClientCredentialsAuth(httpx.Auth):
         fetch_token: Callable[[], Awaitable[IssuedToken]],
         *,
         api_origin: httpx.URL,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch_token = fetch_token
         self._api_origin = api_origin
-        self._clock = clock
+        self._clock = time.monotonic  # tests replace it to move past a token's renewal
         self._token: AccessToken | None = None
         self._lock = asyncio.Lock()
 

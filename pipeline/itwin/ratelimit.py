@@ -143,10 +143,10 @@ class RateLimiter:
             if self.per_hour is not None:
                 self._hour.remove(slot)  # paused meanwhile: this slot was never used
 
-    async def wait_for_pause(self, connection_id: str | None = None) -> None:
+    async def wait_for_pause(self) -> None:
         """Wait out a shared pause without using the budget (token requests do not count)."""
         while True:
-            self.check(connection_id)
+            self.check()
             remaining = self._paused_until - self._clock()
             if remaining <= _WAKE_TOLERANCE_S:
                 return
@@ -162,13 +162,13 @@ class RateLimiter:
             return earliest
         return max(earliest, self._hour[-self.per_hour] + HOUR_S)
 
-    def pause_for(self, seconds: float, *, reason: str = "HTTP 429") -> None:
+    def pause_for(self, seconds: float) -> None:
         """Hold every caller back for ``seconds`` from now (the longest pause wins).
 
         A pause longer than ``max_wait_s`` is not taken: it stops the limiter instead.
         """
         if seconds > self.max_wait_s:
-            self._stop(reason, seconds)
+            self._stop("HTTP 429", seconds)
         elif seconds > 0:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 

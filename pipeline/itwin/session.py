@@ -46,13 +46,12 @@ class ApiSession:
         auth: httpx.Auth,
         totals: CallStats,
         limiter: RateLimiter,
-        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._http = http
         self._auth = auth
         self._totals = totals
-        self._rng = rng or random.Random()
+        self._rng = random.Random()
         self.limiter = limiter
         self._slots = asyncio.Semaphore(max(1, settings.in_flight_limit))
 

@@ -11,7 +11,6 @@ import base64
 import binascii
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -21,9 +20,7 @@ from pipeline.simulator.config import SimulatorConfig
 class TokenStore:
     """Issues tokens for the configured client and tells which bearer tokens are valid now."""
 
-    def __init__(
-        self, config: SimulatorConfig, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float]) -> None:
         self._config = config
         self._clock = clock
         self._issued: dict[str, float] = {}  # token -> monotonic expiry
