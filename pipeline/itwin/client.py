@@ -137,7 +137,15 @@ class ExportApiClient:
         self, url: httpx.URL, connection_id: str, stats: CallStats
     ) -> AsyncIterator[RunsPage]:
         async for answer, runs in self._pages(url, "runs", connection_id, stats):
-            yield _runs_page(answer, runs)
+            yield RunsPage(
+                runs=runs,
+                fetched_at=answer.fetched_at,
+                url=str(answer.url),
+                has_next=next_href(answer.body) is not None,
+                next_url=_resolved_next(answer.url, answer.body),
+                rejected=answer.page.rejected,
+                duplicate_keys=answer.page.duplicate_keys,
+            )
 
     async def get_run(
         self, connection_id: str, run_id: str, *, stats: CallStats | None = None
@@ -207,18 +215,6 @@ class ExportApiClient:
             )
 
 
-def _runs_page(answer: Answer, runs: list[dict[str, Any]]) -> RunsPage:
-    return RunsPage(
-        runs=runs,
-        fetched_at=answer.fetched_at,
-        url=str(answer.url),
-        has_next=next_href(answer.body) is not None,
-        next_url=_resolved_next(answer.url, answer.body),
-        rejected=answer.page.rejected,
-        duplicate_keys=answer.page.duplicate_keys,
-    )
-
-
 def _resolved_next(current: httpx.URL, body: dict[str, Any]) -> str | None:
     href = next_href(body)
     return None if href is None else str(current.join(normalize_next_link(href.strip())))
@@ -231,7 +227,12 @@ def _http_client(
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"Accept": ACCEPT_HEADER, "Accept-Encoding": ACCEPT_ENCODING},
-        timeout=_timeouts(settings),
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout_s,
+            read=settings.read_timeout_s,
+            write=settings.read_timeout_s,
+            pool=settings.request_deadline_s,
+        ),
         follow_redirects=False,
         transport=transport,
         limits=_pool_limits(settings, interval_s),
@@ -276,12 +277,3 @@ def _checked_base_url(raw: str) -> httpx.URL:
         raise ConfigError("ITWIN_API_BASE_URL must be an http(s) URL without user:password@")
     path = url.path if url.path.endswith("/") else url.path + "/"
     return url.copy_with(path=path, query=None, fragment=None)
-
-
-def _timeouts(settings: Settings) -> httpx.Timeout:
-    return httpx.Timeout(
-        connect=settings.connect_timeout_s,
-        read=settings.read_timeout_s,
-        write=settings.read_timeout_s,
-        pool=settings.request_deadline_s,
-    )
