@@ -97,8 +97,12 @@ def parse_page(content: bytes, member: str | None) -> ParsedPage:
     spans = split_list(content, member)
     if spans is None:
         return ParsedPage(body)
-    dupes = [i for i, (start, end) in enumerate(spans) if _item_repeats_a_key(content[start:end])]
-    return ParsedPage(body, duplicate_keys=tuple(_raw_item(content, spans, i) for i in dupes))
+    dupes = [
+        RawItem(i, _text(content[start:end]))
+        for i, (start, end) in enumerate(spans)
+        if _item_repeats_a_key(content[start:end])
+    ]
+    return ParsedPage(body, duplicate_keys=tuple(dupes))
 
 
 def _parse_item_by_item(content: bytes, member: str) -> ParsedPage:
@@ -218,11 +222,6 @@ def _is(key: bytes, member: str) -> bool:
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
-
-
-def _raw_item(content: bytes, spans: list[tuple[int, int]], index: int) -> RawItem:
-    start, end = spans[index]
-    return RawItem(index, _text(content[start:end]))
 
 
 def _raw_key_count(content: bytes) -> int:
