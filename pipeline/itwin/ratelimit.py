@@ -119,9 +119,8 @@ class RateLimiter:
         self._sent: list[float] = []
         self._stopped: tuple[str, float] | None = None
 
-    async def acquire(self, connection_id: str | None = None) -> float:
-        """Wait for this caller's slot; returns the seconds waited."""
-        waited = 0.0
+    async def acquire(self, connection_id: str | None = None) -> None:
+        """Wait for this caller's slot."""
         while True:
             self.check(connection_id)
             now = self._clock()
@@ -135,11 +134,10 @@ class RateLimiter:
                 self._hour.append(slot)
             if slot > now:
                 await self._sleep(slot - now)
-                waited += slot - now
             # asyncio may wake a hair early; that must not cost a second slot.
             if self._clock() >= self._paused_until - _WAKE_TOLERANCE_S:
                 self._sent.append(slot)
-                return waited
+                return
             if self.per_hour is not None:
                 self._hour.remove(slot)  # paused meanwhile: this slot was never used
 
