@@ -102,16 +102,15 @@ class World:
             body = self.schedule.serialized(conn, runs, seq, self.now_ticks())
             return splice_connection_id(body, connection_id)
 
-    def warm(self, connection_ids: list[str] | None = None) -> int:
+    def warm(self) -> int:
         """Generate and cache every finished run now; returns how many runs were rendered.
 
         For benchmarks: afterwards a page is a join of cached bytes instead of generation,
         so the server is not what gets measured.
         """
         count = 0
-        for conn_id in connection_ids or list(self.connections):
+        for conn in self.connections.values():
             with self._lock:
-                conn = self.connections[conn_id]
                 runs = self._runs_of(conn)
                 now = self.now_ticks()
                 for seq in range(len(runs.ids)):
