@@ -34,8 +34,6 @@ class SimulatorApp:
         requests: list[RecordedRequest],
         transports: dict[Any, asyncio.Transport],
     ) -> None:
-        self.config = config
-        self.world = world
         self.faults: Faults = config.faults
         self.tokens = TokenStore(config, lambda: time.monotonic() + world.advanced_seconds)
         self.requests = requests
