@@ -16,7 +16,6 @@ from pipeline.warehouse.connections import ConnectionsTable
 from pipeline.warehouse.statements import (
     as_utc,
     execute,
-    first_value,
     insert_rows,
     rows_for_connections,
     transaction,
@@ -99,10 +98,6 @@ class CollectorReads:
         for cid, rid in rows:
             out.setdefault(str(cid), []).append(str(rid))
         return out
-
-    def stored_run_count(self, connection_id: str) -> int:
-        sql = "SELECT count(*) FROM raw_latest WHERE connection_id = ?"
-        return int(first_value(self.con, sql, [connection_id]) or 0)
 
     def last_full_passes(self, connection_ids: Sequence[str]) -> dict[str, datetime]:
         """When each connection's list was last read to its end (connections never, left out)."""
