@@ -67,7 +67,7 @@ def collect_child(args: argparse.Namespace) -> None:
         started, cpu = time.perf_counter(), time.process_time()
         result = asyncio.run(collect(settings, warehouse))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-        opened = warehouse.bookkeeping.reads.open_runs_by_connection(info["connection_ids"])
+        opened = warehouse.bookkeeping.open_runs_by_connection(info["connection_ids"])
         connections_with_open_runs = len(opened)
         open_runs = sum(len(ids) for ids in opened.values())
     t = result.totals

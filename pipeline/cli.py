@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -35,9 +36,10 @@ def _interactive() -> bool:
 @contextmanager
 def _progress() -> Iterator[Progress]:
     """Bars on a terminal, plain lines in a pipe or CI, for the collection running in-process."""
-    from pipeline.progress import LineProgress, TerminalProgress, printer
+    from pipeline.progress import LineProgress, TerminalProgress
 
-    sink = TerminalProgress() if _interactive() else LineProgress(printer(sys.stderr))
+    say = functools.partial(print, file=sys.stderr, flush=True)
+    sink = TerminalProgress() if _interactive() else LineProgress(say)
     with sink:
         yield sink
 

@@ -57,15 +57,6 @@ class LineProgress:
             self.warn(f"FAILED {result.label}: {result.describe_error()}")
 
 
-def printer(stream: TextIO) -> Callable[[str], None]:
-    """A `say` for LineProgress that writes whole lines to a stream at once."""
-
-    def say(text: str) -> None:
-        print(text, file=stream, flush=True)
-
-    return say
-
-
 class TerminalProgress:
     """A rich progress display with one bar per connection (total unknown until the end)."""
 

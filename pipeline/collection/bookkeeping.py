@@ -120,13 +120,13 @@ class Bookkeeper:
         """
         warehouse = self._gate.warehouse
         self.last_full = await self._gate.call(
-            warehouse.bookkeeping.reads.last_full_passes, connection_ids
+            warehouse.bookkeeping.last_full_passes, connection_ids
         )
         self.open_at_start = await self._gate.call(
-            warehouse.bookkeeping.reads.open_runs_by_connection, connection_ids
+            warehouse.bookkeeping.open_runs_by_connection, connection_ids
         )
         self.resume_points = await self._gate.call(
-            warehouse.bookkeeping.reads.resume_points, connection_ids
+            warehouse.bookkeeping.resume_points, connection_ids
         )
 
     def full_read(self, connection_id: str, started_at: datetime, max_age_s: float) -> FullRead:
@@ -154,7 +154,7 @@ class Bookkeeper:
         this one never loaded. Returns the real last full pass, to restore at the end.
         """
         await self._gate.call(
-            self._gate.warehouse.bookkeeping.records.mark_full_pass, connection_id, LONG_AGO
+            self._gate.warehouse.bookkeeping.mark_full_pass, connection_id, LONG_AGO
         )
         return self.last_full.get(connection_id, LONG_AGO)
 
@@ -183,7 +183,7 @@ class Bookkeeper:
         entries = [entry for entry, _, _, _ in finished]
         marks = [(entry.connection_id, at) for entry, at, _, _ in finished if at is not None]
         await self._gate.call(
-            self._gate.warehouse.bookkeeping.records.record_finished,
+            self._gate.warehouse.bookkeeping.record_finished,
             full_passes=marks,
             log_entries=entries,
             resume_points=[point for _, _, point, _ in finished if point is not None],

@@ -83,7 +83,7 @@ class PageReader:
                 unchanged = walk.incremental and page_is_unchanged(
                     page.runs,
                     await self._gate.call(
-                        self._gate.warehouse.bookkeeping.reads.latest_hashes,
+                        self._gate.warehouse.bookkeeping.latest_hashes,
                         connection_id,
                         page_ids,
                     ),
@@ -167,7 +167,7 @@ class PageReader:
         if page.duplicate_keys:
             result.duplicate_keys += len(page.duplicate_keys)
             rows = duplicate_key_texts(connection_id, page)
-            await self._gate.call(self._gate.warehouse.bookkeeping.records.keep_raw_texts, rows)
+            await self._gate.call(self._gate.warehouse.bookkeeping.keep_raw_texts, rows)
 
 
 def _list_runs(

@@ -48,9 +48,8 @@ def markdown_cell(text: str) -> str:
     return flat.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def outcome_markdown(result: CollectionResult, names: Mapping[str, str] | None = None) -> str:
+def outcome_markdown(result: CollectionResult, names: Mapping[str, str]) -> str:
     """One row per connection: its display name (when known) beside its id, and the outcome."""
-    names = names or {}
     lines = [
         "| connection | id | outcome | new | changed | unchanged | requests |",
         "|---|---|---|---|---|---|---|",
@@ -116,11 +115,10 @@ def collection(
         )
 
 
-def top_error_codes_markdown(con: Any, limit: int = 10) -> str:
+def top_error_codes_markdown(con: Any) -> str:
     rows = con.execute(
         "select error_code, failed_tasks, share_of_failures from failure_rate_by_error_code "
-        "where failed_tasks > 0 order by failed_tasks desc, error_code limit ?",
-        [limit],
+        "where failed_tasks > 0 order by failed_tasks desc, error_code limit 10"
     ).fetchall()
     lines = ["| error code | failed tasks | share |", "|---|---|---|"]
     lines += [f"| {code} | {n} | {share or 0:.1%} |" for code, n, share in rows]

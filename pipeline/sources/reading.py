@@ -102,7 +102,8 @@ def read_file(path: Path, connection_id: str) -> Iterator[FetchedRun | Rejected]
             return
         data = path.read_bytes()
     except OSError as exc:
-        yield Rejected(connection_id, f"cannot read {path}: {exc}", "", _now(), str(path))
+        reason = f"cannot read {path}: {exc}"
+        yield Rejected(connection_id, reason, "", datetime.now(UTC), str(path))
         return
     try:
         document = orjson.loads(data)
@@ -112,26 +113,21 @@ def read_file(path: Path, connection_id: str) -> Iterator[FetchedRun | Rejected]
     yield from _runs_of(document, connection_id, fetched_at, str(path))
 
 
-def _read_lines(path: Path, connection_id: str, fetched_at: datetime) -> Iterator[Any]:
+def _read_lines(
+    path: Path, connection_id: str, fetched_at: datetime
+) -> Iterator[FetchedRun | Rejected]:
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
-            yield from _parse_line(line, number, path, connection_id, fetched_at)
-
-
-def _parse_line(
-    line: bytes, number: int, path: Path, connection_id: str, fetched_at: datetime
-) -> Iterator[FetchedRun | Rejected]:
-    if not line.strip():
-        return
-    source = f"{path}:{number}"
-    try:
-        document = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        yield _reject(
-            connection_id, source, line, f"line {number} is not valid JSON: {exc}", fetched_at
-        )
-        return
-    yield from _runs_of(document, connection_id, fetched_at, source)
+            if not line.strip():
+                continue
+            source = f"{path}:{number}"
+            try:
+                document = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                reason = f"line {number} is not valid JSON: {exc}"
+                yield _reject(connection_id, source, line, reason, fetched_at)
+                continue
+            yield from _runs_of(document, connection_id, fetched_at, source)
 
 
 def _lines_or_reject(
@@ -199,7 +195,3 @@ def _reject_document(
     connection_id: str, source: str, document: Any, reason: str, at: datetime
 ) -> Rejected:
     return Rejected(connection_id, reason, orjson.dumps(document).decode(), at, source)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

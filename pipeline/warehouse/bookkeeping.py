@@ -16,7 +16,6 @@ from pipeline.warehouse.connections import ConnectionsTable
 from pipeline.warehouse.statements import (
     as_utc,
     execute,
-    first_value,
     insert_rows,
     rows_for_connections,
     transaction,
@@ -68,12 +67,20 @@ class RawText:
     source: str
 
 
-class CollectorReads:
-    """What a collection reads of what earlier ones stored: run hashes, open runs, when
-    each connection's list was last read whole, and where unfinished passes go on."""
+class Bookkeeping:
+    """The collector's tables besides runs, over one DuckDB connection.
+
+    A collection reads what earlier ones stored (run hashes, open runs, when each
+    connection's list was last read whole, where unfinished passes go on) and records
+    each connection's end (collection-log row, full-pass mark, resume point) and raw
+    texts kept beside loaded runs; `connections` and `requests` are the tables of
+    connection details and of API request times.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        self.connections = ConnectionsTable(con)
+        self.requests = RequestTimes(con)
 
     def latest_hashes(self, connection_id: str, run_ids: list[str]) -> dict[str, str]:
         """Payload hash of the stored version of each given run that is stored."""
@@ -100,10 +107,6 @@ class CollectorReads:
             out.setdefault(str(cid), []).append(str(rid))
         return out
 
-    def stored_run_count(self, connection_id: str) -> int:
-        sql = "SELECT count(*) FROM raw_latest WHERE connection_id = ?"
-        return int(first_value(self.con, sql, [connection_id]) or 0)
-
     def last_full_passes(self, connection_ids: Sequence[str]) -> dict[str, datetime]:
         """When each connection's list was last read to its end (connections never, left out)."""
         select = "SELECT connection_id, last_full_pass FROM full_passes"
@@ -118,14 +121,6 @@ class CollectorReads:
             str(cid): ResumePoint(str(cid), str(href), as_utc(started), as_utc(saved))
             for cid, href, started, saved in rows
         }
-
-
-class CollectionRecords:
-    """What a collection records besides runs: each connection's end (collection-log row,
-    full-pass mark, resume point) and raw texts kept beside loaded runs."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
 
     def mark_full_pass(self, connection_id: str, at: datetime) -> None:
         self.record_finished(full_passes=[(connection_id, at)])
@@ -199,20 +194,4 @@ class CollectionRecords:
                 }
                 for r in rows
             ],
-        )
-
-
-@dataclass(frozen=True)
-class Bookkeeping:
-    """The collector's tables besides runs, one part per job, over one DuckDB connection."""
-
-    reads: CollectorReads
-    records: CollectionRecords
-    connections: ConnectionsTable
-    requests: RequestTimes
-
-    @classmethod
-    def over(cls, con: duckdb.DuckDBPyConnection) -> Bookkeeping:
-        return cls(
-            CollectorReads(con), CollectionRecords(con), ConnectionsTable(con), RequestTimes(con)
         )

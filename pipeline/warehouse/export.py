@@ -38,7 +38,7 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(final: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(final: Path, write: Callable[[Path], None]) -> None:
     """Call `write(temp_path)`, fsync the result, then move it over `final`."""
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = _temp_path(final)
@@ -51,7 +51,6 @@ def atomic_write(final: Path, write: Callable[[Path], None]) -> Path:
         temp.unlink(missing_ok=True)
         raise
     _fsync_dir(final.parent)
-    return final
 
 
 def _remove_stale_temp_files(final: Path) -> None:
@@ -60,13 +59,10 @@ def _remove_stale_temp_files(final: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _copy_to_parquet(con: duckdb.DuckDBPyConnection, model: str, target: Path) -> None:
     # `model` is checked against the known model names before it reaches SQL.
-    con.execute(f"copy (select * from {model}) to {_sql_string(str(target))} (format parquet)")
+    literal = str(target).replace("'", "''")
+    con.execute(f"copy (select * from {model}) to '{literal}' (format parquet)")
 
 
 def write_if_changed(

@@ -76,9 +76,7 @@ class Warehouse:
         # DuckDB shows its memory limit rounded down, so it is restored as given.
         given = {"memory_limit": memory_limit} if memory_limit else {}
         statements = StatementRunner(con)
-        return cls(
-            con, RunLoader(statements, given), RunRewriter(statements), Bookkeeping.over(con)
-        )
+        return cls(con, RunLoader(statements, given), RunRewriter(statements), Bookkeeping(con))
 
     def table_counts(self) -> dict[str, int]:
         """Rows in each core and bookkeeping table."""

@@ -70,7 +70,7 @@ def collect(settings: Settings, api: SkipApi, at: datetime) -> CollectionResult:
 
 def resume_point(settings: Settings) -> ResumePoint | None:
     with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
-        return warehouse.bookkeeping.reads.resume_points([CONN]).get(CONN)
+        return warehouse.bookkeeping.resume_points([CONN]).get(CONN)
 
 
 def latest(settings: Settings) -> list[tuple[Any, ...]]:
@@ -147,7 +147,7 @@ def test_a_stored_link_to_another_origin_is_refused_and_the_pass_starts_over(
     api = SkipApi(count=6)
     with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
         foreign = ResumePoint(CONN, "https://evil.test/export/connections/x/runs?$skip=4", T, T)
-        warehouse.bookkeeping.records.record_finished(resume_points=[foreign])
+        warehouse.bookkeeping.record_finished(resume_points=[foreign])
     result = collect(settings, api, T + timedelta(minutes=5)).connections[0]
     assert result.ok and api.list_skips == [0, 2, 4]
     assert set(api.hosts) == {"api.test"}  # nothing sent to the stored origin
@@ -233,7 +233,7 @@ def test_an_interrupted_read_saves_no_point_past_what_is_committed(settings: Set
     stop: list[Collector] = []
     with open_warehouse(settings.data_dir / "warehouse.duckdb") as warehouse:
         result = asyncio.run(main()).connections[0]
-        point = warehouse.bookkeeping.reads.resume_points([CONN]).get(CONN)
+        point = warehouse.bookkeeping.resume_points([CONN]).get(CONN)
         ids = [r for (r,) in warehouse.con.execute("select run_id from runs").fetchall()]
     assert not result.ok and stored(settings, "select * from full_passes") == []
     assert point is not None and point.pass_started_at == T

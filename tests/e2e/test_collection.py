@@ -118,14 +118,14 @@ def test_faults_on_every_request_class_still_end_identical(tmp_path: Path) -> No
 def test_a_failed_end_record_loses_no_runs_and_the_next_read_is_whole(
     sim: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    from pipeline.warehouse.bookkeeping import CollectionRecords
+    from pipeline.warehouse.bookkeeping import Bookkeeping
 
-    def broken(self: CollectionRecords, **_: Any) -> None:
+    def broken(self: Bookkeeping, **_: Any) -> None:
         raise OSError("disk full")
 
     settings = sim_settings(sim, tmp_path)
     with monkeypatch.context() as patched:
-        patched.setattr(CollectionRecords, "record_finished", broken)
+        patched.setattr(Bookkeeping, "record_finished", broken)
         first = collect_once(settings)
     # The runs are committed; only the bookkeeping is missing, and the log says so.
     assert first.ok and first.runs_loaded == sum(map(sim.world.run_count, sim.connection_ids))

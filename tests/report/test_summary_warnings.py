@@ -27,7 +27,7 @@ def _warehouse(tmp_path: Path) -> Path:
     path = tmp_path / "warehouse.duckdb"
     with open_warehouse(path) as warehouse:
         warehouse.loader.load(flatten_runs(FetchedRun("c1", r, T0) for r in runs))
-        warehouse.bookkeeping.records.record_finished(
+        warehouse.bookkeeping.record_finished(
             log_entries=[
                 CollectionLogEntry(
                     "k1",

@@ -74,24 +74,22 @@ def test_a_run_that_completes_gains_tasks_and_loses_an_error_is_replaced_exactly
         (0,)
     ]
     assert w.con.execute("SELECT count(*) FROM raw_runs WHERE run_id = 'r1'").fetchall() == [(2,)]
-    assert w.bookkeeping.reads.open_runs_by_connection(["c1"]).get("c1", []) == []
+    assert w.bookkeeping.open_runs_by_connection(["c1"]).get("c1", []) == []
 
 
 def test_open_runs_hashes_and_counts(w: Warehouse) -> None:
     runs = [run("r1", state="Executing"), run("r2"), {"id": "r3", "jobs": []}]
     load(w, runs)
-    assert w.bookkeeping.reads.open_runs_by_connection(["c1"]).get("c1", []) == [
+    assert w.bookkeeping.open_runs_by_connection(["c1"]).get("c1", []) == [
         "r1",
         "r3",
     ]  # a missing state is not Completed
-    assert (
-        w.bookkeeping.reads.stored_run_count("c1") == 3
-        and w.bookkeeping.reads.stored_run_count("other") == 0
-    )
+    counts = "SELECT connection_id, count(*) FROM raw_latest GROUP BY ALL"
+    assert w.con.execute(counts).fetchall() == [("c1", 3)]
     from pipeline.transform.flatten import payload_hash
 
-    assert w.bookkeeping.reads.latest_hashes("c1", ["r1", "zz"]) == {"r1": payload_hash(runs[0])}
-    assert w.bookkeeping.reads.latest_hashes("c1", []) == {}
+    assert w.bookkeeping.latest_hashes("c1", ["r1", "zz"]) == {"r1": payload_hash(runs[0])}
+    assert w.bookkeeping.latest_hashes("c1", []) == {}
 
 
 def test_an_older_fetch_never_replaces_a_newer_version(w: Warehouse) -> None:
@@ -171,10 +169,10 @@ def test_strings_are_stored_byte_exact(w: Warehouse) -> None:
 
 
 def test_full_pass_and_collection_log(w: Warehouse) -> None:
-    assert w.bookkeeping.reads.last_full_passes(["c1"]).get("c1") is None
-    w.bookkeeping.records.mark_full_pass("c1", T)
-    w.bookkeeping.records.mark_full_pass("c1", T + timedelta(hours=1))
-    assert w.bookkeeping.reads.last_full_passes(["c1"]).get("c1") == T + timedelta(hours=1)
+    assert w.bookkeeping.last_full_passes(["c1"]).get("c1") is None
+    w.bookkeeping.mark_full_pass("c1", T)
+    w.bookkeeping.mark_full_pass("c1", T + timedelta(hours=1))
+    assert w.bookkeeping.last_full_passes(["c1"]).get("c1") == T + timedelta(hours=1)
     entry = CollectionLogEntry(
         "col1",
         "c1",
@@ -187,7 +185,7 @@ def test_full_pass_and_collection_log(w: Warehouse) -> None:
         requests=2,
         throttled_429=1,
     )
-    w.bookkeeping.records.record_finished(log_entries=[entry])
+    w.bookkeeping.record_finished(log_entries=[entry])
     row = w.con.execute(
         "SELECT outcome, http_status, error_code, throttled_429 FROM collection_log"
     ).fetchall()
@@ -198,21 +196,21 @@ def test_full_pass_and_collection_log(w: Warehouse) -> None:
 def test_bookkeeping_of_many_connections_at_once(w: Warehouse) -> None:
     load(w, [run("r1", state="Executing"), run("r2")])
     load(w, [run("r9", state="Queued")], conn="c2")
-    assert w.bookkeeping.reads.open_runs_by_connection(["c1", "c2", "c3"]) == {
+    assert w.bookkeeping.open_runs_by_connection(["c1", "c2", "c3"]) == {
         "c1": ["r1"],
         "c2": ["r9"],
     }
-    assert w.bookkeeping.reads.open_runs_by_connection([]) == {}
+    assert w.bookkeeping.open_runs_by_connection([]) == {}
     entries = [
         CollectionLogEntry("col", cid, T, T + timedelta(seconds=1), "ok", pages=n)
         for n, cid in enumerate(["c1", "c2", "c3"])
     ]
     later = T + timedelta(hours=2)
-    w.bookkeeping.records.record_finished(
+    w.bookkeeping.record_finished(
         full_passes=[("c1", T), ("c2", T), ("c1", later)], log_entries=entries
     )
     # A later mark of the same connection wins; a connection never read whole is absent.
-    assert w.bookkeeping.reads.last_full_passes(["c1", "c2", "c3"]) == {"c1": later, "c2": T}
+    assert w.bookkeeping.last_full_passes(["c1", "c2", "c3"]) == {"c1": later, "c2": T}
     rows = w.con.execute(
         "SELECT connection_id, pages, started_at FROM collection_log ORDER BY connection_id"
     ).fetchall()
@@ -222,9 +220,9 @@ def test_bookkeeping_of_many_connections_at_once(w: Warehouse) -> None:
 def test_bookkeeping_is_one_transaction(w: Warehouse) -> None:
     bad = CollectionLogEntry("col", "c1", T, T, "ok", pages=2**70)  # overflows BIGINT
     with pytest.raises(Exception, match=r"(?i)overflow|out of range|conver"):
-        w.bookkeeping.records.record_finished(full_passes=[("c1", T)], log_entries=[bad])
+        w.bookkeeping.record_finished(full_passes=[("c1", T)], log_entries=[bad])
     assert (
-        w.bookkeeping.reads.last_full_passes(["c1"]).get("c1") is None
+        w.bookkeeping.last_full_passes(["c1"]).get("c1") is None
     )  # the mark written first was rolled back
     assert w.table_counts()["collection_log"] == 0
 
