@@ -29,7 +29,7 @@ MEMORY_LIMIT = "512MB"
 # rewrites each table's last, partly filled row group, which with raw payloads of a few
 # KB a run is large; smaller groups make frequent commits cheaper for a slightly larger
 # file. A setting of the attachment, not stored in the file.
-WRITE_ROW_GROUP_SIZE = 16_384
+WRITE_ROW_GROUP_SIZE = 8_192
 
 # Every connection we open: DuckDB must never fetch code from the internet because a file
 # (say a SQLite one in the warehouse's place) looks like something an extension reads.
