@@ -1,15 +1,17 @@
 """Load API answers saved as files (what `itwin-runs load PATH...` calls).
 
-Files are read and flattened in order, a batch at a time, and the batches committed in
-groups of COMMIT_EVERY_RUNS runs; memory is bounded by the batch (and the largest single
-.json file) and DuckDB's limit, not by the history. A file or line that is not JSON is
-quarantined with its path and the reason; it never stops the load.
+Files are read and flattened in order, a batch at a time (the next while the previous one
+loads), and the batches committed in groups of COMMIT_EVERY_RUNS runs; memory is bounded
+by two batches (and the largest single .json file) and DuckDB's limit, not by the
+history. A file or line that is not JSON is quarantined with its path and the reason; it
+never stops the load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.sources.reading import BATCH_RUNS, expand_paths, flattened_batches
@@ -67,13 +69,31 @@ def load_files(
     files = list(expand_paths(paths))
     summary = LoadFilesSummary()
     loader = warehouse.loader
-    with loader.bulk(), loader.grouped_loads(commit_every_runs, summary.stats.add) as load:
+    in_flight: tuple[Future[None], LoadFilesSummary] | None = None
+
+    def finish_in_flight() -> None:
+        # Progress is told here, in this thread, once its batch is loaded and nothing
+        # else uses the warehouse, with the counts as they were when it was handed over.
+        if in_flight is not None:
+            loading, counts = in_flight
+            loading.result()
+            if on_batch is not None:
+                on_batch(counts, len(files))
+
+    with (
+        loader.bulk(),
+        loader.grouped_loads(commit_every_runs, summary.stats.add) as load,
+        # One batch loads in DuckDB, which releases the GIL, while the next is read and
+        # flattened in Python; the warehouse is still used by one thread at a time.
+        # Leaving waits for the load in flight before the group commits or rolls back.
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as writer,
+    ):
         for item in flattened_batches(files, default_connection_id or "", batch_runs):
             summary.files += item.files
             summary.runs_read += item.runs_read
             summary.files_quarantined += item.files_quarantined
             if item.batch is not None:
-                load(item.batch)
-                if on_batch is not None:
-                    on_batch(summary, len(files))
+                finish_in_flight()
+                in_flight = (writer.submit(load, item.batch), replace(summary))
+        finish_in_flight()
     return summary

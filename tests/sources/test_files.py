@@ -138,3 +138,28 @@ def test_progress_is_told_after_every_batch_and_groups_commit_as_they_fill(
     # Stats of a group count once it is committed: after 20 runs, then at the end.
     assert [loaded for _, _, loaded in seen] == [0, 20, 20]
     assert summary.runs_loaded == 30
+
+
+def test_a_failed_batch_rolls_back_only_its_group_and_loading_again_completes_it(
+    tmp_path: Path, w: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches load in a worker thread while the next is flattened: a load's failure must
+    # still stop the load, and only the group it belongs to may be lost.
+    write_pages(tmp_path / "pages", random_runs(50, seed=9, connection_id="c1"), size=5)
+    apply = type(w.loader).apply
+    applied: list[int] = []
+
+    def fail_on_the_fourth(self: object, batch: object) -> object:
+        applied.append(1)
+        if len(applied) == 4:
+            raise RuntimeError("disk full")
+        return apply(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(w.loader), "apply", fail_on_the_fourth)
+    with pytest.raises(RuntimeError, match="disk full"):
+        load_files([tmp_path / "pages"], w, batch_runs=10, commit_every_runs=20)
+    assert len(applied) == 4  # nothing was loaded after the failure
+    assert counts(w)["runs"] == 20  # the first group of two batches; the second rolled back
+    monkeypatch.setattr(type(w.loader), "apply", apply)
+    assert load_files([tmp_path / "pages"], w, batch_runs=10).runs_loaded == 30
+    assert counts(w)["runs"] == 50
