@@ -93,9 +93,6 @@ def render(results: dict[str, Any], quick: bool, command: str) -> str:
             f"Peak RSS of the demo's process tree: {max(d['demo_rss']):.0f} MB.",
             "",
         ]
-    notes = results.get("notes")
-    if notes:
-        lines += ["## Notes", "", notes.strip(), ""]
     return "\n".join(lines)
 
 

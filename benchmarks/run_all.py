@@ -90,12 +90,12 @@ def main() -> None:
         results["scale"] = bench_scale(
             list(QUICK_SIZES if quick else SIZES), repeat=1 if quick else 2
         )
-    if args.notes:
-        results["notes"] = args.notes.read_text()
     command = "make bench" + (" (quick)" if quick else "")
     text = render(results, quick, command)
     if "scale" in results:
         text += "\n" + render_scale(results["scale"])
+    if args.notes:  # hand-written notes come last, after every generated section
+        text += "\n## Notes\n\n" + args.notes.read_text().strip() + "\n"
     (WORK / f"results-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
     if quick:
         print("\n" + text)
