@@ -137,15 +137,7 @@ class ExportApiClient:
         self, url: httpx.URL, connection_id: str, stats: CallStats
     ) -> AsyncIterator[RunsPage]:
         async for answer, runs in self._pages(url, "runs", connection_id, stats):
-            yield RunsPage(
-                runs=runs,
-                fetched_at=answer.fetched_at,
-                url=str(answer.url),
-                has_next=next_href(answer.body) is not None,
-                next_url=_resolved_next(answer.url, answer.body),
-                rejected=answer.page.rejected,
-                duplicate_keys=answer.page.duplicate_keys,
-            )
+            yield _runs_page(answer, runs)
 
     async def get_run(
         self, connection_id: str, run_id: str, *, stats: CallStats | None = None
@@ -213,6 +205,18 @@ class ExportApiClient:
             next_url = pager.next_url(
                 answer.body, current=answer.url, items=len(items) + len(answer.page.rejected)
             )
+
+
+def _runs_page(answer: Answer, runs: list[dict[str, Any]]) -> RunsPage:
+    return RunsPage(
+        runs=runs,
+        fetched_at=answer.fetched_at,
+        url=str(answer.url),
+        has_next=next_href(answer.body) is not None,
+        next_url=_resolved_next(answer.url, answer.body),
+        rejected=answer.page.rejected,
+        duplicate_keys=answer.page.duplicate_keys,
+    )
 
 
 def _resolved_next(current: httpx.URL, body: dict[str, Any]) -> str | None:
