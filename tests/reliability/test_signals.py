@@ -1,6 +1,7 @@
 """SIGINT and SIGTERM in the middle of `itwin-runs collect` (issue 22): the command stops
 fetching, keeps what was fetched, leaves models that describe the tables, prints one line
-and exits 130 / 143; the next collection completes the rest."""
+and exits 130 / 143; the next collection completes the rest. Ctrl-C in the middle of
+`itwin-runs load` leaves the warehouse whole, and loading again completes it."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import pytest
 
 from pipeline.simulator.config import Faults, SimulatorConfig
 from pipeline.simulator.server import SimulatorServer
+from pipeline.sources.files import load_files
 from pipeline.warehouse.models import build_models, list_models
 from pipeline.warehouse.store import open_warehouse
 from tests.reliability.helpers import integrity_problems
-from tests.support import collect_once, sim_settings
+from tests.support import collect_once, sim_settings, write_pages
+from tests.transform.builders import random_runs
 
 # Slow pages, so the collection is surely fetching when the signal comes.
 SLOW = SimulatorConfig(
@@ -162,3 +165,61 @@ def test_a_signal_during_the_model_build_exits_with_its_code_and_leaves_models_c
     with open_warehouse(path) as warehouse:
         build_models(warehouse.con)
     assert _models(path) == before
+
+
+# `itwin-runs load` with each batch's DuckDB statements slowed down, so Ctrl-C surely
+# comes while a batch is loading in the worker thread and the next is being flattened.
+_SLOW_LOAD = """
+import sys, time
+from pipeline.cli import main
+from pipeline.warehouse.loader import RunLoader
+
+apply = RunLoader.apply
+
+def slow_apply(self, batch):
+    time.sleep(0.3)
+    return apply(self, batch)
+
+RunLoader.apply = slow_apply
+sys.exit(main(["load", *sys.argv[1:]]))
+"""
+
+
+def test_ctrl_c_during_a_file_load_keeps_the_warehouse_whole_and_loading_again_completes_it(
+    tmp_path: Path,
+) -> None:
+    pages = tmp_path / "pages"
+    runs = random_runs(7_500, seed=5, connection_id="c1")  # three batches of 2,500
+    write_pages(pages, runs, size=50)
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "ITWIN_RUNS_DATA_DIR": str(data_dir), "CI": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_LOAD, str(pages)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    lines: list[str] = []
+    for line in child.stderr:  # the first progress line: a batch is loaded, more follow
+        lines.append(line)
+        if line.startswith("reading:"):
+            child.send_signal(signal.SIGINT)
+            break
+    timer = threading.Timer(120, child.kill)
+    timer.start()
+    try:
+        lines += child.communicate()[1].splitlines(keepends=True)
+    finally:
+        timer.cancel()
+    stderr = "".join(lines)
+    assert child.returncode == 130, stderr
+    assert "itwin-runs: interrupted; what was loaded before stays committed" in stderr
+    assert "Traceback" not in stderr
+    path = data_dir / "warehouse.duckdb"
+    assert integrity_problems(path) == []
+    with duckdb.connect(str(path), read_only=True) as con:
+        # One commit group (100,000 runs) was open: it is rolled back whole.
+        assert con.execute("select count(*) from runs").fetchall() == [(0,)]
+    with open_warehouse(path) as warehouse:
+        assert load_files([pages], warehouse).runs_loaded == len(runs)
