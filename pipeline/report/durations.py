@@ -54,7 +54,7 @@ def duration_section(con: duckdb.DuckDBPyConnection) -> str:
     columns = [
         Column("day (UTC)", value("day", lambda d: f"{d:%Y-%m-%d}"), css="when"),
         counted("completed runs", "completed_runs"),
-        # "16 min 35 s" on one line: on a phone the table scrolls rather than stack it.
+        # A duration stays on one line: on a phone the table scrolls rather than stack it.
         *(Column(name, value(key, duration), css="num when") for name, key, _ in CHARTED),
         Column("max", value("max_duration_s", duration), css="num when"),
     ]

@@ -19,6 +19,7 @@ import duckdb
 
 from pipeline.warehouse.builds import ABSENT, record_written, written_version
 from pipeline.warehouse.models import list_models, model_versions, report_models
+from pipeline.warehouse.statements import sql_string
 
 TEMP_SUFFIX = ".tmp"
 
@@ -61,8 +62,7 @@ def _remove_stale_temp_files(final: Path) -> None:
 
 def _copy_to_parquet(con: duckdb.DuckDBPyConnection, model: str, target: Path) -> None:
     # `model` is checked against the known model names before it reaches SQL.
-    literal = str(target).replace("'", "''")
-    con.execute(f"copy (select * from {model}) to '{literal}' (format parquet)")
+    con.execute(f"copy (select * from {model}) to {sql_string(str(target))} (format parquet)")
 
 
 def write_if_changed(

@@ -58,6 +58,12 @@ def rows_for_connections(
     return con.execute(f"{select} {where}", [list(connection_ids)]).fetchall()
 
 
+def sql_string(value: str) -> str:
+    """`value` as a SQL string literal, for the few statements (ATTACH, COPY ... TO) that
+    take a file path but no parameter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def first_value(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     """First column of the first row (or None); fetchall, since fetchone leaves the result open."""
     rows = con.execute(sql, params or []).fetchall()

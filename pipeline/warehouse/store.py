@@ -19,7 +19,7 @@ from pipeline.warehouse.bookkeeping import Bookkeeping
 from pipeline.warehouse.ddl import create_all_tables
 from pipeline.warehouse.loader import RunLoader
 from pipeline.warehouse.rewrites import RunRewriter
-from pipeline.warehouse.statements import StatementRunner, execute, first_value
+from pipeline.warehouse.statements import StatementRunner, execute, first_value, sql_string
 
 # DuckDB caches up to 80% of RAM by default; every connection of ours is held to this so
 # memory is bounded by a batch (DuckDB spills beyond it), not by the history.
@@ -135,8 +135,8 @@ def _attach_for_writing(path: Path) -> duckdb.DuckDBPyConnection:
     # database would spill to `.tmp` in the working directory).
     con = duckdb.connect(config={"temp_directory": f"{path}.tmp", **NO_EXTENSION_DOWNLOADS})
     try:
-        literal = str(path).replace("'", "''")
-        execute(con, f"ATTACH '{literal}' AS warehouse (ROW_GROUP_SIZE {WRITE_ROW_GROUP_SIZE})")
+        target = sql_string(str(path))
+        execute(con, f"ATTACH {target} AS warehouse (ROW_GROUP_SIZE {WRITE_ROW_GROUP_SIZE})")
         execute(con, "USE warehouse")
     except BaseException:
         con.close()
